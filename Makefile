@@ -1,0 +1,54 @@
+# pdl-bench: every target installs what it needs first (scripts/install.sh is quick when done).
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PDL     := $(BIN)/pdl-bench
+TASK    ?=
+MODEL   ?=
+ALPHAS  ?= 0,0.25,0.5,0.75,1
+SEEDS   ?= 0
+LOSSES  ?= ce,pdl
+GPUS    ?=
+ARGS    ?=
+PYTEST_ARGS ?=
+
+task_arg  = $(if $(TASK),--task $(TASK))
+model_arg = $(if $(MODEL),--model $(MODEL))
+
+.PHONY: install test test-fast bench sweep table plot report perf clean help
+
+help:
+	@echo "make bench [TASK=name] [MODEL=id]   CE vs PDL on a task (default: the embedded offline task)"
+	@echo "make sweep TASK=name ALPHAS=.. SEEDS=.. LOSSES=..   every (loss, alpha, seed) point"
+	@echo "make table | plot | report          rebuild tables, figures, HTML report from results/"
+	@echo "make perf                           speed and memory benchmarks (results/perf/)"
+	@echo "make test                           the test suite (installs everything first)"
+
+install:
+	@VENV=$(VENV) bash scripts/install.sh
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	PDL_SKIP_SLOW=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: install
+	$(PDL) bench $(task_arg) $(model_arg) $(ARGS)
+
+sweep: install
+	$(PDL) sweep $(task_arg) $(model_arg) --alphas $(ALPHAS) --seeds $(SEEDS) --losses $(LOSSES) $(if $(GPUS),--gpus $(GPUS)) $(ARGS)
+
+table: install
+	$(PDL) table $(ARGS)
+
+plot: install
+	$(PDL) plot $(ARGS)
+
+report: install
+	$(PDL) report $(ARGS)
+
+perf: install
+	$(PDL) perf $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,64 @@
+"""The CLI shell, the registry and the hub fast-failure."""
+
+import time
+
+import pytest
+
+from harness import cli, hub
+from harness.errors import HarnessError
+from harness.registry import Registry
+
+
+def test_registry_did_you_mean():
+    reg = Registry("loss")
+    reg.register("pdl", 1)
+    reg.register("ce", 2)
+    assert reg.get("pdl") == 1
+    with pytest.raises(HarnessError, match="did you mean 'pdl'"):
+        reg.get("pld")
+
+
+def test_registry_rejects_duplicates():
+    reg = Registry("metric")
+    reg.register("x", 1)
+    with pytest.raises(ValueError):
+        reg.register("x", 2)
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_every_command_has_help(capsys):
+    for name, _ in cli.command_modules():
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([name, "--help"])
+        assert exit_info.value.code == 0, name
+        assert capsys.readouterr().out.strip(), name
+
+
+def test_offline_hub_fails_fast_with_hint(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.hub_reachable.cache_clear()
+    start = time.monotonic()
+    with pytest.raises(HarnessError) as err:
+        hub.require_hub("EdinburghNLP/xsum", "dataset", "pass --data-dir with local files")
+    assert time.monotonic() - start < 5
+    text = str(err.value)
+    assert "EdinburghNLP/xsum" in text and "HF_HUB_OFFLINE" in text and "--data-dir" in text
+    hub.hub_reachable.cache_clear()
+
+
+def test_unreachable_endpoint_fails_fast(monkeypatch):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
+    hub.hub_reachable.cache_clear()
+    start = time.monotonic()
+    with pytest.raises(HarnessError, match="cannot be reached"):
+        hub.require_hub("gpt2", "model", "use a local path")
+    assert time.monotonic() - start < 10
+    hub.hub_reachable.cache_clear()
