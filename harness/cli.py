@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in command_modules():
         cmd = sub.add_parser(
             name,
-            help=module.HELP,
+            help=module.HELP.replace("%", "%%"),  # argparse formats help strings with %
             description=getattr(module, "DESCRIPTION", module.HELP),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

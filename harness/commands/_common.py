@@ -1,0 +1,68 @@
+"""Arguments shared by `run`, `bench` and `sweep`, and their translation into a RunConfig."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError
+
+DEFAULT_TASK = "bible"
+
+
+def add_point_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default=DEFAULT_TASK,
+                        help=f"task name or YAML path (default: {DEFAULT_TASK}, the embedded offline task)")
+    parser.add_argument("--model", help="builtin alias, local path or hub id (default: the task's model)")
+    parser.add_argument("--data-dir", help="local copy of the task's dataset (jsonl/parquet/csv per split)")
+    parser.add_argument("--limit", type=int, help="cap every split at N examples (quick runs)")
+    parser.add_argument("--max-steps", type=int, help="stop training after N optimizer steps")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a task key, type-checked, e.g. --set training.learning_rate=1e-4 (repeatable)")
+    parser.add_argument("--loss-option", dest="loss_option", action="append", default=[], metavar="KEY=VALUE",
+                        help="option of the loss, e.g. --loss-option normalization=batch_weight_sum (repeatable)")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where results go (default: results/)")
+    parser.add_argument("--force", action="store_true", help="rerun finished points (old folders are moved aside, not deleted)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    parser.add_argument("--plain", action="store_true", help="use the plain HF paths instead of the optimised ones")
+
+
+def parse_key_values(pairs: list[str], what: str) -> dict[str, Any]:
+    """KEY=VALUE pairs with YAML-typed values (safe_load: numbers, booleans, null, strings)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise HarnessError(f"{what} {pair!r} is not KEY=VALUE", f"write it like {what} alpha=0.5")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def parse_number_list(text: str, kind: type, what: str) -> list:
+    try:
+        return [kind(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise HarnessError(f"{what} must be a comma-separated list of numbers, got {text!r}",
+                           f"e.g. {what} 0,0.5,1") from None
+
+
+def run_config(args: argparse.Namespace, loss: str = "ce", loss_options: dict | None = None, seed: int = 0):
+    from harness.runner.config import RunConfig
+
+    overrides = list(args.overrides)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise HarnessError(f"--limit must be >= 1, got {args.limit}", "pass a positive number of examples")
+        overrides += [f"limits.{split}={args.limit}" for split in ("train", "validation", "test")]
+    if args.max_steps is not None:
+        overrides.append(f"training.max_steps={args.max_steps}")
+    options = {**parse_key_values(args.loss_option, "--loss-option"), **(loss_options or {})}
+    return RunConfig(
+        task=args.task, model=args.model, loss=loss, loss_options=options, seed=seed,
+        data_dir=args.data_dir, overrides=overrides, trust_remote_code=args.trust_remote_code,
+        fast=not args.plain,
+    )

@@ -1,0 +1,36 @@
+"""`pdl-bench run`: one point (task, model, loss, alpha, seed)."""
+
+from harness.commands._common import add_point_arguments, run_config
+
+HELP = "finetune, generate and score one point (one loss, one seed)"
+DESCRIPTION = """\
+Finetune the task's model with one loss, generate on the test split and score it.
+Results go to results/<task>/<model>/<loss>-a<alpha>-s<seed>-<hash>/ (config, train log,
+generations, metrics, provenance). A finished point is skipped; an interrupted one resumes
+from its last checkpoint when the same command is run again.
+
+example:
+  pdl-bench run --task bible --loss pdl --alpha 0.5 --seed 0 --limit 64 --max-steps 10
+"""
+
+
+def add_arguments(parser):
+    add_point_arguments(parser)
+    parser.add_argument("--loss", default="ce", help="loss name (see `pdl-bench losses`; default ce)")
+    parser.add_argument("--alpha", type=float, help="PDL exponent (shortcut for --loss-option alpha=...)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (data order, dropout, sampling; default 0)")
+
+
+def run(args) -> int:
+    from harness.runner.point import run_point
+
+    options = {"alpha": args.alpha} if args.alpha is not None else {}
+    result = run_point(run_config(args, args.loss, options, args.seed), args.results_dir,
+                       force=args.force, progress=not args.no_progress)
+    if not result.metrics:
+        return 0  # a non-main process under torchrun
+    state = "already complete, skipped" if result.skipped else "done"
+    print(f"{result.path}: {state}")
+    for name, m in result.metrics["metrics"].items():
+        print(f"  {name:28s} {m['value']:10.4f}  [{m['ci_low']:.4f}, {m['ci_high']:.4f}]")
+    return 0

@@ -1,0 +1,169 @@
+"""`pdl-bench score`: metric table with bootstrap CIs for a JSONL of predictions, or a paired A/B comparison."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+HELP = "Score a JSONL of predictions/references (metrics with bootstrap 95%% CIs), or compare two with --against."
+DESCRIPTION = """\
+Reads PREDICTIONS.jsonl (one JSON object per line with "prediction", "reference" and optionally
+"id") and prints every metric with a seeded 95% bootstrap interval: ROUGE-1/2/L/Lsum (F1 x 100,
+stemmed), corpus and per-sample distinct-n, n-gram entropy, seq-rep-4, mean length, vocabulary.
+With --against OTHER.jsonl, the file given first is arm A and OTHER is arm B; rows are matched by
+"id" (or by line order when ids are absent, with equal references required), and the table shows
+A, B, the difference B - A with its paired-bootstrap 95% interval and a two-sided p-value.
+Rare-token metrics (rare-token-share, rare-token-recall, freq-bucket-tvd) need --train-counts
+(a .npy count vector over token ids) and --tokenizer (a local tokenizer folder).
+Definitions: docs/metrics.md.
+
+Examples:
+  pdl-bench score runs/ce/predictions.jsonl
+  pdl-bench score runs/ce/predictions.jsonl --against runs/pdl/predictions.jsonl --format json
+  pdl-bench score preds.jsonl --metrics rouge1,distinct-2 --n-boot 2000 --seed 1 --workers 2
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("predictions", type=Path, help="JSONL with prediction, reference[, id] per line")
+    parser.add_argument("--against", type=Path, help="second JSONL (arm B) for a paired comparison B - A")
+    parser.add_argument("--metrics", help="comma-separated metric names (default: the standard suite)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1, help="processes for ROUGE (default: %(default)s)")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--train-counts", type=Path, help=".npy training-target token counts (rare-token metrics)")
+    parser.add_argument("--tokenizer", type=Path, help="local tokenizer folder used to count --train-counts")
+
+
+def load_pairs(path: Path) -> tuple[list[str], list[str], list[str] | None]:
+    """(predictions, references, ids or None) from a JSONL file, with the row number in every error."""
+    from harness.errors import HarnessError
+    from harness.io import read_jsonl
+
+    rows = read_jsonl(path)
+    if not rows:
+        raise HarnessError(f"{path} has no rows", "write one JSON object per line")
+    predictions, references, ids = [], [], []
+    for number, row in enumerate(rows, start=1):
+        for key in ("prediction", "reference"):
+            if key not in row:
+                raise HarnessError(f"{path}: row {number} has no {key!r} field",
+                                   'each line needs {"prediction": ..., "reference": ...}')
+            if not isinstance(row[key], str):
+                raise HarnessError(f"{path}: row {number}: {key!r} is {type(row[key]).__name__}, not a string",
+                                   'use "" for an empty output')
+        predictions.append(row["prediction"])
+        references.append(row["reference"])
+        ids.append(row.get("id"))
+    has_id = [i is not None for i in ids]
+    if not any(has_id):
+        return predictions, references, None
+    if not all(has_id):
+        raise HarnessError(f"{path}: row {has_id.index(False) + 1} has no 'id' while others do",
+                           "give every row an id, or none")
+    ids = [str(i) for i in ids]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise HarnessError(f"{path}: id {duplicate!r} appears more than once", "ids must be unique")
+    return predictions, references, ids
+
+
+def align(a: tuple, b: tuple, path_a: Path, path_b: Path) -> tuple[list[str], list[str], list[str]]:
+    """(predictions_a, predictions_b, references): matched by id when both files have ids, else by order."""
+    from harness.errors import HarnessError
+
+    preds_a, refs_a, ids_a = a
+    preds_b, refs_b, ids_b = b
+    if ids_a is not None and ids_b is not None:
+        missing = sorted(set(ids_a) ^ set(ids_b))
+        if missing:
+            raise HarnessError(f"{path_a} and {path_b} have different ids (e.g. {missing[0]!r}; {len(missing)} differ)",
+                               "compare predictions for the same examples")
+        where_b = {i: k for k, i in enumerate(ids_b)}
+        order = [where_b[i] for i in ids_a]
+        preds_b, refs_b = [preds_b[k] for k in order], [refs_b[k] for k in order]
+    elif len(preds_a) != len(preds_b):
+        raise HarnessError(f"{path_a} has {len(preds_a)} rows but {path_b} has {len(preds_b)}",
+                           "compare predictions for the same examples (add 'id' fields to match by id)")
+    for k, (ref_a, ref_b) in enumerate(zip(refs_a, refs_b)):
+        if ref_a != ref_b:
+            where = f"id {ids_a[k]!r}" if ids_a is not None and ids_b is not None else f"row {k + 1}"
+            raise HarnessError(f"references differ between {path_a} and {path_b} at {where}",
+                               "both files must hold the same examples (match them with 'id' fields)")
+    return preds_a, preds_b, refs_a
+
+
+def _context(args: argparse.Namespace):
+    from harness.errors import HarnessError
+    from harness.metrics import MetricContext
+
+    if (args.train_counts is None) != (args.tokenizer is None):
+        raise HarnessError("--train-counts and --tokenizer go together", "pass both, or neither")
+    if args.train_counts is None:
+        return None
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    try:
+        counts = np.load(args.train_counts, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise HarnessError(f"cannot read {args.train_counts} as a .npy array ({err})",
+                           "save the counts with numpy.save") from err
+    if not args.tokenizer.is_dir():
+        raise HarnessError(f"{args.tokenizer} is not a folder", "pass a local tokenizer folder")
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+    return MetricContext(train_counts=counts, tokenize=lambda s: tokenizer.encode(s, add_special_tokens=False))
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
+
+
+def _direction(higher_is_better: bool | None) -> str:
+    return {True: "higher", False: "lower", None: "-"}[higher_is_better]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.metrics import compare, score
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    context = _context(args)
+    arm_a = load_pairs(args.predictions)
+    settings = dict(metrics=metrics, context=context, n_boot=args.n_boot, seed=args.seed, workers=args.workers)
+    if args.against is None:
+        results = score(arm_a[0], arm_a[1], **settings)
+        if args.format == "json":
+            print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
+            return 0
+        rows = [[r.name, _fmt(r.value), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", _direction(r.higher_is_better), r.level]
+                for r in results.values()]
+        n = next(iter(results.values())).n
+        print(f"{args.predictions}: {n} examples, {args.n_boot} bootstrap resamples, seed {args.seed}")
+        print(_table(["metric", "value", "95% CI", "better", "level"], rows))
+        return 0
+    preds_a, preds_b, refs = align(arm_a, load_pairs(args.against), args.predictions, args.against)
+    results = compare(preds_a, preds_b, refs, **settings)
+    if args.format == "json":
+        print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
+        return 0
+    rows = [[r.name, _fmt(r.a), _fmt(r.b), ("+" if r.delta >= 0 else "") + _fmt(r.delta), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
+             _fmt(r.p_value), _direction(r.higher_is_better)] for r in results.values()]
+    print(f"A = {args.predictions}\nB = {args.against}\n{len(refs)} paired examples, "
+          f"{args.n_boot} paired bootstrap resamples, seed {args.seed}; delta = B - A")
+    print(_table(["metric", "A", "B", "delta", "95% CI", "p", "better"], rows))
+    return 0

@@ -1,0 +1,194 @@
+"""Peer losses PDL is compared against: FACE, token-level unlikelihood, focal loss, label smoothing.
+
+All divide a sum over target tokens by num_items_in_batch (or the micro-batch's token count), like
+`ce`, so they are invariant to gradient accumulation, and each reduces exactly to CE at its zero.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.losses.base import (
+    LOSSES, LossContext, LossSpec, TokenLoss, gather_weights, log_probs, mean_over_tokens, target_mask,
+    token_count, token_nll, weight_table,
+)
+
+
+def _strict(**kwargs) -> ConfigDict:
+    return ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, **kwargs)
+
+
+# ---- FACE (Jiang et al. 2019) ---------------------------------------------------------------
+
+
+class FACEConfig(BaseModel):
+    model_config = _strict()
+    freq_source: Literal["targets", "all_text"] = Field("targets", description=(
+        "text the static frequencies are counted over (FACE counts model outputs online; the "
+        "training targets are the static stand-in)"))
+
+
+class FACEOnlineConfig(BaseModel):
+    model_config = _strict()
+
+
+def face_weights(counts: np.ndarray, special_ids, size: int) -> np.ndarray:
+    """w_i = 1 - RF_i / max RF, rescaled to mean 1 over the vocabulary (FACE 'pre' weighting).
+    Special tokens (EOS included) are never counted, so they get the largest raw weight, 1."""
+    counts = np.asarray(counts, dtype=np.float64).copy()
+    counts[[i for i in special_ids if i < counts.size]] = 0
+    weights = np.ones(size, dtype=np.float64)
+    if counts.max() > 0:
+        rf = counts / counts.sum()
+        raw = 1.0 - rf / rf.max()
+        weights[: counts.size] = raw / raw.mean()
+    return weights
+
+
+class FACELoss(TokenLoss):
+    """sum_t w(y_t) * nll_t / num_items_in_batch, with FACE weights from a static frequency table."""
+
+    name = "face"
+
+    def __init__(self, config, context, weights):
+        super().__init__(config, context)
+        self.token_weights = torch.as_tensor(weights, dtype=torch.float32)
+        self._tables: dict = {}
+
+    def compute(self, logits, targets, num_items_in_batch):
+        weights = gather_weights(weight_table(self.token_weights, logits.device, self._tables), targets)
+        return (weights * token_nll(logits, targets)).sum() / token_count(targets, num_items_in_batch)
+
+
+class FACEOnlineLoss(TokenLoss):
+    """FACE with frequencies of the model's own argmax predictions at target positions, updated
+    before each training call (grad enabled; evaluation calls leave the counts alone)."""
+
+    name = "face-online"
+
+    def __init__(self, config, context):
+        super().__init__(config, context)
+        self.counts = torch.zeros(context.tokenizer_size, dtype=torch.float64)
+        specials = [i for i in context.special_ids_list if i < context.tokenizer_size]
+        self._special = torch.zeros(context.tokenizer_size, dtype=torch.bool)
+        self._special[specials] = True
+
+    @property
+    def token_weights(self) -> torch.Tensor:
+        counts = self.counts.masked_fill(self._special, 0)
+        weights = torch.ones(self.context.vocab_size, dtype=torch.float64)
+        if counts.max() > 0:
+            rf = counts / counts.sum()
+            raw = 1.0 - rf / rf.max()
+            weights[: counts.numel()] = raw / raw.mean()
+        return weights.float()
+
+    def compute(self, logits, targets, num_items_in_batch):
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                predicted = logits.argmax(-1)[target_mask(targets)]
+                predicted = predicted[predicted < self.counts.numel()].cpu()
+                self.counts += torch.bincount(predicted, minlength=self.counts.numel()).double()
+        weights = gather_weights(self.token_weights.to(logits.device), targets)
+        return (weights * token_nll(logits, targets)).sum() / token_count(targets, num_items_in_batch)
+
+
+# ---- Token-level unlikelihood (Welleck et al. 2020) -------------------------------------------
+
+
+class UnlikelihoodConfig(BaseModel):
+    model_config = _strict()
+    alpha_ul: float = Field(1.0, ge=0, description=(
+        "weight of the unlikelihood term; 0 is plain CE (Welleck et al. use 1.0)"))
+
+
+def previous_token_candidates(targets: torch.Tensor) -> torch.Tensor:
+    """[B, T, T] mask: cand[b, t, s] says target s is a negative candidate at step t, i.e. s < t,
+    s is the first occurrence of its token among the row's targets, and it differs from y_t."""
+    valid = target_mask(targets)
+    length = targets.shape[1]
+    same = targets[:, :, None] == targets[:, None, :]
+    earlier = torch.ones(length, length, dtype=torch.bool, device=targets.device).tril(-1)
+    repeated = (same & earlier & valid[:, None, :]).any(-1)
+    first = valid & ~repeated
+    return earlier & first[:, None, :] & ~same & valid[:, :, None]
+
+
+class UnlikelihoodLoss(TokenLoss):
+    """(sum_t nll_t + alpha_ul * sum_t sum_{c in C_t} -log(1 - p(c))) / num_items_in_batch, with
+    C_t the earlier target tokens of the same sequence (the prompt is not a candidate)."""
+
+    name = "unlikelihood"
+
+    def compute(self, logits, targets, num_items_in_batch):
+        if self.config.alpha_ul == 0:
+            return mean_over_tokens(token_nll(logits, targets), targets, num_items_in_batch)
+        logp = log_probs(logits)
+        safe = targets.clamp_min(0)
+        nll = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * target_mask(targets)
+        candidates = previous_token_candidates(targets)
+        cand_logp = logp.gather(-1, safe[:, None, :].expand(-1, targets.shape[1], -1))
+        one_minus_p = (1.0 - cand_logp.exp()).clamp_min(1e-5)
+        unlikely = (-torch.log(one_minus_p) * candidates).sum(-1)
+        per_token = nll + self.config.alpha_ul * unlikely
+        return mean_over_tokens(per_token, targets, num_items_in_batch)
+
+
+# ---- Focal loss and label smoothing -------------------------------------------------------------
+
+
+class FocalConfig(BaseModel):
+    model_config = _strict()
+    gamma: float = Field(1.0, ge=0, description="focusing exponent: -(1-p)^gamma log p; 0 is plain CE")
+
+
+class FocalLoss(TokenLoss):
+    name = "focal"
+
+    def compute(self, logits, targets, num_items_in_batch):
+        nll = token_nll(logits, targets)
+        if self.config.gamma > 0:  # skipping the factor at 0 keeps gradients exact where p == 1
+            nll = (1.0 - torch.exp(-nll)).clamp_min(0).pow(self.config.gamma) * nll
+        return mean_over_tokens(nll, targets, num_items_in_batch)
+
+
+class LabelSmoothingConfig(BaseModel):
+    model_config = _strict()
+    epsilon: float = Field(0.1, ge=0, lt=1, description=(
+        "smoothing mass spread uniformly over the vocabulary (torch cross_entropy label_smoothing)"))
+
+
+class LabelSmoothingLoss(TokenLoss):
+    name = "label-smoothing"
+
+    def compute(self, logits, targets, num_items_in_batch):
+        per_token = token_nll(logits, targets, label_smoothing=self.config.epsilon)
+        return mean_over_tokens(per_token, targets, num_items_in_batch)
+
+
+def _register(name, description, config_cls, needs_frequencies, build):
+    LOSSES.register(name, LossSpec(name, description, config_cls, needs_frequencies, build))
+
+
+def _build_face(config: FACEConfig, context: LossContext) -> FACELoss:
+    counts = context.frequencies.counts
+    return FACELoss(config, context, face_weights(counts, context.special_ids_list, context.vocab_size))
+
+
+_register("face", "FACE (Jiang et al. 2019), static: w = 1 - RF/max RF over training-target "
+          "frequencies (special tokens uncounted), rescaled to mean 1 over the vocabulary.",
+          FACEConfig, True, _build_face)
+_register("face-online", "FACE (Jiang et al. 2019), online: RF counted from the model's argmax "
+          "predictions during training, as in the paper.",
+          FACEOnlineConfig, False, lambda config, context: FACEOnlineLoss(config, context))
+_register("unlikelihood", "Token-level unlikelihood (Welleck et al. 2020): CE plus alpha_ul * "
+          "-log(1-p) for earlier target tokens of the sequence.",
+          UnlikelihoodConfig, False, lambda config, context: UnlikelihoodLoss(config, context))
+_register("focal", "Focal loss (Lin et al. 2017) on tokens: -(1-p)^gamma log p.",
+          FocalConfig, False, lambda config, context: FocalLoss(config, context))
+_register("label-smoothing", "Cross-entropy with uniform label smoothing (Szegedy et al. 2016).",
+          LabelSmoothingConfig, False, lambda config, context: LabelSmoothingLoss(config, context))

@@ -1,0 +1,20 @@
+"""Metrics of generated text (ROUGE, diversity, rare-token profile, self-BLEU) with bootstrap intervals.
+
+    from harness.metrics import score, compare, MetricContext
+    results = score(predictions, references, n_boot=1000, seed=0)
+    results["distinct-2"].value, results["distinct-2"].ci_low, results["distinct-2"].ci_high
+
+Importing the package registers every metric in METRICS; docs/metrics.md defines each one.
+"""
+
+from harness.metrics.base import METRICS, Batch, Metric, MetricContext
+from harness.metrics import diversity, rare_tokens, rouge, self_bleu  # noqa: F401  (register metrics)
+from harness.metrics.rare_tokens import rare_token_profile
+from harness.metrics.suite import (
+    DEFAULT_METRICS, RARE_TOKEN_METRICS, MetricResult, PairedResult, compare, score, validate_inputs,
+)
+
+__all__ = [
+    "METRICS", "Batch", "Metric", "MetricContext", "DEFAULT_METRICS", "RARE_TOKEN_METRICS",
+    "MetricResult", "PairedResult", "compare", "score", "rare_token_profile", "validate_inputs",
+]

@@ -1,0 +1,123 @@
+"""The Metric record, the METRICS registry, and Batch: one arm's texts with the tokenizations metrics share.
+
+Example-level metrics return one value per example (the suite bootstraps their mean).
+Corpus-level metrics return per-example sufficient statistics (n-gram count tables, numerator and
+denominator arrays) plus an `evaluate(stats, weights)` that recomputes the corpus value for every
+row of an example-weight matrix at once: that is what keeps 1,000 bootstrap resamples cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.metrics import text
+from harness.registry import Registry
+
+
+@dataclass
+class MetricContext:
+    """Optional extras some metrics need; keep it free of other modules' classes."""
+
+    train_counts: np.ndarray | None = None  # training-target count per token id (rare-token metrics)
+    tokenize: Callable[[str], list[int]] | None = None  # text -> token ids, the model's tokenizer
+    diversity_tokens: str = "words"  # "words" (documented regex rule) or "subwords" (uses `tokenize`)
+    sentence_splitter: str = "auto"  # rougeLsum: "auto" (punkt if its data exists, else regex), "regex", "nltk-punkt"
+    n_buckets: int = 10  # rare-token profile: buckets of equal training token mass
+    self_bleu_max_outputs: int = 500  # self-BLEU is O(n^2): refuse larger output sets
+
+
+class Batch:
+    """Predictions and references of one arm; shared, lazily built views live in `shared()`."""
+
+    def __init__(self, predictions: list[str], references: list[str], context: MetricContext | None = None,
+                 *, workers: int = 1, wanted: frozenset[str] = frozenset()):
+        self.predictions = predictions
+        self.references = references
+        self.context = context or MetricContext()
+        self.workers = workers
+        self.wanted = wanted  # metric names requested in this call (lets ROUGE skip unrequested types)
+        self._shared: dict[Any, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def shared(self, key: Any, build: Callable[[], Any]) -> Any:
+        """Build a value once per batch (tokenizations, n-gram tables, ROUGE scores)."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
+
+    @cached_property
+    def prediction_tokens(self) -> list[list]:
+        """Diversity tokens of each prediction: words by default, model subword ids when asked."""
+        unit = self.context.diversity_tokens
+        if unit == "words":
+            return [text.words(p) for p in self.predictions]
+        if unit == "subwords":
+            if self.context.tokenize is None:
+                raise HarnessError("diversity_tokens='subwords' needs a tokenize callable",
+                                   "pass MetricContext(tokenize=...) or use diversity_tokens='words'")
+            return [list(self.context.tokenize(p)) for p in self.predictions]
+        raise HarnessError(f"unknown diversity_tokens {unit!r}", "use 'words' or 'subwords'")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    level: str  # "example" | "corpus"
+    higher_is_better: bool | None  # None: no better direction (compare with the references instead)
+    description: str
+    compute: Callable[[Batch], Any]  # example: values [n]; corpus: sufficient statistics
+    evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None  # corpus: (stats, W [k, n]) -> [k]
+    needs: tuple[str, ...] = ()  # MetricContext fields that must be set
+    details: Callable[[Batch], dict] | None = None  # settings worth recording (splitter, tokens...)
+    bounds: tuple[float, float] = (-np.inf, np.inf)  # range of the metric; intervals are clipped to it
+
+    def values(self, stats: Any, weights: np.ndarray) -> np.ndarray:
+        """The metric for each row of example weights (a row of ones is the plain estimate)."""
+        if self.level == "example":
+            return weights @ stats / weights.sum(axis=1)
+        return self.evaluate(stats, weights)
+
+    def per_example(self, predictions: list[str], references: list[str],
+                    context: MetricContext | None = None) -> np.ndarray:
+        """One value per example (example-level metrics only)."""
+        if self.level != "example":
+            raise HarnessError(f"{self.name} is a corpus-level metric", "use corpus_value() or score()")
+        return np.asarray(self.compute(Batch(predictions, references, context, wanted=frozenset([self.name]))))
+
+    def corpus_value(self, predictions: list[str], references: list[str],
+                     context: MetricContext | None = None) -> float:
+        """The metric over the whole set, without intervals."""
+        batch = Batch(predictions, references, context, wanted=frozenset([self.name]))
+        return float(self.values(self.compute(batch), np.ones((1, len(batch))))[0])
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def register(name: str, level: str, higher_is_better: bool | None, description: str, *,
+             evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None, needs: tuple[str, ...] = (),
+             details: Callable[[Batch], dict] | None = None,
+             bounds: tuple[float, float] = (-np.inf, np.inf)):
+    """Decorator: register `compute` as metric `name`."""
+    if level not in ("example", "corpus") or (level == "corpus") != (evaluate is not None):
+        raise ValueError(f"metric {name}: corpus metrics need evaluate=, example metrics must not have it")
+
+    def add(compute: Callable[[Batch], Any]) -> Callable[[Batch], Any]:
+        METRICS.register(name, Metric(name, level, higher_is_better, description, compute, evaluate, needs,
+                                         details, bounds))
+        return compute
+
+    return add
+
+
+def ratio_of_sums(stats: tuple[np.ndarray, np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Corpus ratio sum(w * num) / sum(w * den) per weight row; 0 where the denominator is 0."""
+    num, den = weights @ stats[0], weights @ stats[1]
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)

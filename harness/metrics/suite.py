@@ -1,0 +1,174 @@
+"""score() and compare(): every requested metric with a seeded bootstrap 95% interval.
+
+One resample-index matrix is drawn per call and shared by every metric (and by both arms in
+compare), so numbers are reproducible for a seed and comparisons are paired. See harness/stats.py
+for the interval and p-value definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness import stats
+from harness.errors import HarnessError
+from harness.metrics.base import METRICS, Batch, Metric, MetricContext
+
+DEFAULT_METRICS: list[str] = [
+    "rouge1", "rouge2", "rougeL", "rougeLsum",
+    "distinct-1", "distinct-2", "distinct-3",
+    "distinct-1-per-sample", "distinct-2-per-sample", "distinct-3-per-sample",
+    "ngram-entropy-1", "ngram-entropy-2", "ngram-entropy-3", "ngram-entropy-4",
+    "seq-rep-4", "mean-length", "vocab-size",
+]
+# Added to the defaults when the context carries training counts and a tokenize callable.
+RARE_TOKEN_METRICS: list[str] = ["rare-token-share", "rare-token-recall", "freq-bucket-tvd"]
+
+
+@dataclass
+class MetricResult:
+    name: str
+    level: str
+    higher_is_better: bool | None
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(asdict(self))
+
+
+@dataclass
+class PairedResult:
+    name: str
+    higher_is_better: bool | None
+    a: float
+    b: float
+    delta: float  # b - a
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    level: str = "example"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(asdict(self))
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (no interval when n_boot=0) becomes null, so the JSON is standard."""
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+
+
+def validate_inputs(predictions: Any, references: Any, *, label: str = "predictions") -> None:
+    """One clear error for each kind of bad input; empty strings are valid outputs."""
+    for name, texts in ((label, predictions), ("references", references)):
+        if texts is None:
+            raise HarnessError(f"{name} is None", f"pass a list of strings as {name}")
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise HarnessError(f"{name} must be a list of strings, got {type(texts).__name__}",
+                               f"wrap the texts in a list: {name}=[...]")
+        if len(texts) == 0:
+            raise HarnessError(f"{name} is empty", "score at least one example")
+        for i, item in enumerate(texts):
+            if not isinstance(item, str):
+                raise HarnessError(f"{name}[{i}] is {type(item).__name__}, not a string",
+                                   "replace missing outputs by '' (an empty output) or drop the example")
+    if len(predictions) != len(references):
+        raise HarnessError(f"{len(predictions)} {label} but {len(references)} references",
+                           "pass exactly one reference per prediction, in the same order")
+
+
+def resolve_metrics(metrics: list[str] | None, context: MetricContext | None) -> list[Metric]:
+    """The Metric records to run; the defaults gain the rare-token metrics when the context allows."""
+    context = context or MetricContext()
+    if metrics is None:
+        names = list(DEFAULT_METRICS)
+        if context.train_counts is not None and context.tokenize is not None:
+            names += RARE_TOKEN_METRICS
+    else:
+        if isinstance(metrics, str) or not metrics:
+            raise HarnessError("metrics must be a non-empty list of metric names",
+                               f"e.g. metrics=['rouge1', 'distinct-2']; known: {', '.join(METRICS.names())}")
+        names = list(dict.fromkeys(metrics))
+    chosen = [METRICS.get(name) for name in names]
+    for metric in chosen:
+        missing = [need for need in metric.needs if getattr(context, need) is None]
+        if missing:
+            raise HarnessError(f"metric {metric.name} needs {', '.join(missing)} in the MetricContext",
+                               "pass MetricContext(train_counts=np.ndarray, tokenize=callable) or drop the metric")
+    return chosen
+
+
+def _check_settings(n_boot: int, workers: int) -> None:
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise HarnessError(f"n_boot must be a non-negative integer, got {n_boot!r}", "use e.g. 1000")
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise HarnessError(f"workers must be a positive integer, got {workers!r}", "use 1 or the number of cores")
+
+
+def _replicates(metrics: list[Metric], stats_by_name: dict[str, Any], indices: np.ndarray) -> dict[str, np.ndarray]:
+    out = {m.name: np.empty(indices.shape[0]) for m in metrics}
+    for rows, weights in stats.weight_chunks(indices):
+        for m in metrics:
+            out[m.name][rows] = m.values(stats_by_name[m.name], weights)
+    return out
+
+
+def _compute_all(metrics: list[Metric], batch: Batch) -> tuple[dict[str, Any], dict[str, float], dict[str, dict]]:
+    computed = {m.name: m.compute(batch) for m in metrics}
+    ones = np.ones((1, len(batch)))
+    point = {m.name: float(m.values(computed[m.name], ones)[0]) for m in metrics}
+    details = {m.name: (m.details(batch) if m.details else {}) for m in metrics}
+    return computed, point, details
+
+
+def score(predictions: list[str], references: list[str], *, metrics: list[str] | None = None,
+          context: MetricContext | None = None, n_boot: int = 1000, seed: int = 0,
+          workers: int = 1) -> dict[str, MetricResult]:
+    """Each metric's value with a seeded bootstrap 95% interval (see harness/stats.py)."""
+    validate_inputs(predictions, references)
+    _check_settings(n_boot, workers)
+    chosen = resolve_metrics(metrics, context)
+    batch = Batch(list(predictions), list(references), context, workers=workers,
+                  wanted=frozenset(m.name for m in chosen))
+    computed, point, details = _compute_all(chosen, batch)
+    reps = _replicates(chosen, computed, stats.resample_indices(len(batch), n_boot, seed))
+    results = {}
+    for m in chosen:
+        shift = point[m.name] - float(reps[m.name].mean()) if m.level == "corpus" and n_boot else 0.0
+        low, high = np.clip(stats.percentile_interval(reps[m.name], shift=shift), *m.bounds)
+        results[m.name] = MetricResult(m.name, m.level, m.higher_is_better, point[m.name], float(low), float(high),
+                                       len(batch), details[m.name])
+    return results
+
+
+def compare(predictions_a: list[str], predictions_b: list[str], references: list[str], *,
+            metrics: list[str] | None = None, context: MetricContext | None = None, n_boot: int = 1000,
+            seed: int = 0, workers: int = 1) -> dict[str, PairedResult]:
+    """B - A for each metric with a paired bootstrap (same resampled examples for both arms)."""
+    validate_inputs(predictions_a, references, label="predictions_a")
+    validate_inputs(predictions_b, references, label="predictions_b")
+    _check_settings(n_boot, workers)
+    chosen = resolve_metrics(metrics, context)
+    wanted = frozenset(m.name for m in chosen)
+    batch_a = Batch(list(predictions_a), list(references), context, workers=workers, wanted=wanted)
+    batch_b = Batch(list(predictions_b), list(references), context, workers=workers, wanted=wanted)
+    computed_a, point_a, details = _compute_all(chosen, batch_a)
+    computed_b, point_b, _ = _compute_all(chosen, batch_b)
+    indices = stats.resample_indices(len(references), n_boot, seed)
+    reps_a = _replicates(chosen, computed_a, indices)
+    reps_b = _replicates(chosen, computed_b, indices)
+    results = {}
+    for m in chosen:
+        paired = stats.summarize_paired(point_a[m.name], point_b[m.name], reps_b[m.name] - reps_a[m.name],
+                                        len(references), bias_shift=m.level == "corpus")
+        results[m.name] = PairedResult(m.name, m.higher_is_better, paired.a, paired.b, paired.delta,
+                                       paired.ci_low, paired.ci_high, paired.p_value, paired.n,
+                                       m.level, details[m.name])
+    return results

@@ -1,0 +1,271 @@
+"""Read a results tree into points and groups of comparable points, without loading any model.
+
+Layout (written by harness/runner): results/<task>/<model_slug>/<point>/ with config.json,
+metrics.json (written last: a point without it is incomplete), generations.jsonl, train_log.jsonl,
+provenance.json and train_counts.npy. Folders named `*.replaced-*` are archived reruns and skipped.
+
+Points are grouped by task, model and the rest of the config minus loss, loss options and seed: only
+points in one group differ in nothing but the loss (and seed), so only they may share a table row set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.io import read_json, read_jsonl
+from harness.runner.store import (
+    CONFIG_FILE, GENERATIONS_FILE, LOCK_FILE, METRICS_FILE, PROVENANCE_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE,
+)
+
+# Top-level folders of results/ that hold reports, not tasks.
+OUTPUT_FOLDERS = frozenset({"tables", "figures", "perf"})
+BASELINE_LOSS = "ce"
+# Config keys that tell points of one group apart; everything else must match.
+ARM_KEYS = ("loss", "loss_options", "seed")
+
+
+@dataclass
+class Point:
+    """One finished training run: its config, scores and (lazily) its larger files."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]["name"]
+
+    @property
+    def model(self) -> str:
+        return self.config["model"]
+
+    @property
+    def loss(self) -> str:
+        return self.config["loss"]
+
+    @property
+    def loss_options(self) -> dict[str, Any]:
+        return self.config.get("loss_options") or {}
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def arm(self) -> tuple[str, str]:
+        """What makes an arm: the loss and all its options (not the seed)."""
+        return self.loss, json.dumps(self.loss_options, sort_keys=True)
+
+    @property
+    def alpha(self) -> float | None:
+        value = self.loss_options.get("alpha")
+        return None if value is None else float(value)
+
+    @cached_property
+    def provenance(self) -> dict[str, Any]:
+        path = self.path / PROVENANCE_FILE
+        return read_json(path) if path.is_file() else {}
+
+    def metric(self, name: str) -> dict[str, Any] | None:
+        return self.metrics.get("metrics", {}).get(name)
+
+    def generations(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / GENERATIONS_FILE)
+
+    def train_log(self) -> list[dict[str, Any]]:
+        path = self.path / TRAIN_LOG_FILE
+        return read_jsonl(path) if path.is_file() else []
+
+    def train_counts(self) -> np.ndarray | None:
+        path = self.path / TRAIN_COUNTS_FILE
+        return np.load(path, allow_pickle=False) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A point folder that cannot be reported: still running, crashed, or unreadable."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class Group:
+    """Points that differ only in loss, loss options and seed: one table, one set of figures."""
+
+    task: str
+    model: str
+    model_slug: str
+    key: str  # short hash of the shared config
+    config: dict[str, Any]  # the shared config (without loss, loss_options, seed)
+    points: list[Point] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({p.seed for p in self.points})
+
+    def arms(self) -> list[tuple[str, str]]:
+        """Arms in display order: the CE baseline first, then by loss, then alpha and options."""
+        def order(arm):
+            loss, options = arm
+            alpha = json.loads(options).get("alpha")
+            return (loss != BASELINE_LOSS, loss, -1.0 if alpha is None else float(alpha), options)
+
+        return sorted({p.arm for p in self.points}, key=order)
+
+    def points_of(self, arm: tuple[str, str]) -> dict[int, Point]:
+        """seed -> point of one arm."""
+        return {p.seed: p for p in self.points if p.arm == arm}
+
+    def baseline(self) -> tuple[str, str] | None:
+        return next((arm for arm in self.arms() if arm[0] == BASELINE_LOSS), None)
+
+    def labels(self) -> dict[tuple[str, str], str]:
+        return arm_labels(self.arms())
+
+    def budget(self) -> str:
+        """The training budget in words, for figure titles and table captions."""
+        training = self.config.get("task", {}).get("training", {})
+        steps = sorted({p.provenance.get("global_steps") for p in self.points} - {None})
+        if steps:
+            budget = f"{'/'.join(map(str, steps))} steps"
+        elif training.get("max_steps", -1) > 0:
+            budget = f"max {training['max_steps']} steps"
+        else:
+            budget = f"{training.get('num_train_epochs', '?')} epochs"
+        n_train = sorted({(p.provenance.get("n_examples") or {}).get("train") for p in self.points} - {None})
+        if n_train:
+            budget += f", {'/'.join(map(str, n_train))} train examples"
+        elif self.config.get("task", {}).get("limits", {}).get("train"):
+            budget += f", <= {self.config['task']['limits']['train']} train examples"
+        return budget
+
+    @property
+    def title(self) -> str:
+        return f"{self.task} / {self.model} ({self.budget()})"
+
+
+@dataclass
+class Collection:
+    root: Path
+    groups: list[Group]
+    missing: list[Missing]  # every incomplete point, also listed in its group when it has a config
+
+
+def arm_labels(arms: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Short unique labels: `ce`, `pdl(alpha=0.5)`, plus any option that tells two such arms apart."""
+    base = {}
+    for loss, options in arms:
+        opts = json.loads(options)
+        base[(loss, options)] = f"{loss}(alpha={float(opts['alpha']):g})" if "alpha" in opts else loss
+    labels = {}
+    for arm, label in base.items():
+        twins = [json.loads(o) for (l, o), lab in base.items() if lab == label]
+        if len(twins) > 1:
+            opts = json.loads(arm[1])
+            differing = sorted(k for k in opts if k != "alpha" and any(t.get(k) != opts[k] for t in twins))
+            extra = ", ".join(f"{k}={opts[k]}" for k in differing)
+            label = label[:-1] + f", {extra})" if label.endswith(")") else f"{label}({extra})"
+        labels[arm] = label
+    return labels
+
+
+def shared_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ARM_KEYS}
+
+
+def config_key(config: dict[str, Any]) -> str:
+    canonical = json.dumps(shared_config(config), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def _point_folders(root: Path):
+    """(task folder, model folder, point folder) for every candidate point, in sorted order."""
+    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in OUTPUT_FOLDERS):
+        for model_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
+            for point_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):
+                if ".replaced-" in point_dir.name or point_dir.name == "comparisons":
+                    continue
+                yield point_dir
+
+
+def _read_point(path: Path) -> tuple[dict | None, Point | Missing]:
+    """The point's config (None when unreadable) and the Point, or the reason it is missing."""
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        return None, Missing(path, "no config.json (not a finished point folder)")
+    try:
+        config = read_json(config_path)
+        config["task"]["name"], config["model"], config["loss"], config["seed"]
+    except (HarnessError, KeyError, TypeError) as err:
+        return None, Missing(path, f"unreadable config.json ({err})")
+    if not (path / METRICS_FILE).is_file():
+        running = (path / LOCK_FILE).is_file()
+        why = "running (lock held)" if running else "incomplete: no metrics.json (crashed or interrupted?)"
+        return config, Missing(path, why)
+    try:
+        metrics = read_json(path / METRICS_FILE)
+    except HarnessError as err:
+        return config, Missing(path, f"unreadable metrics.json ({err})")
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("metrics"), dict):
+        return config, Missing(path, "metrics.json has no 'metrics' mapping")
+    return config, Point(path, config, metrics)
+
+
+def collect(results_dir: Path) -> Collection:
+    """Every point under `results_dir`, grouped; incomplete points are kept as Missing entries."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise HarnessError(f"results folder {root} does not exist",
+                           "run `pdl-bench bench` or `pdl-bench sweep` first, or pass --results-dir")
+    groups: dict[tuple[str, str, str], Group] = {}
+    missing: list[Missing] = []
+    for path in _point_folders(root):
+        config, item = _read_point(path)
+        if isinstance(item, Missing):
+            missing.append(item)
+        if config is None:
+            continue
+        key = (config["task"]["name"], config["model"], config_key(config))
+        if key not in groups:
+            groups[key] = Group(task=key[0], model=key[1], model_slug=path.parent.name, key=key[2],
+                                config=shared_config(config))
+        if isinstance(item, Missing):
+            groups[key].missing.append(item)
+        else:
+            groups[key].points.append(item)
+    if not groups and not missing:
+        raise HarnessError(f"no result points found under {root}",
+                           "expected results/<task>/<model>/<point>/metrics.json; run `pdl-bench bench` first "
+                           "or pass the right --results-dir")
+    ordered = sorted(groups.values(), key=lambda g: (g.task, g.model, g.budget(), g.key))
+    return Collection(root, ordered, missing)
+
+
+def complete_groups(collection: Collection) -> list[Group]:
+    """Groups with at least one finished point; fails clearly when nothing has finished yet."""
+    groups = [g for g in collection.groups if g.points]
+    if not groups:
+        listed = "; ".join(f"{m.path}: {m.reason}" for m in collection.missing[:5])
+        raise HarnessError(f"no finished point under {collection.root} (every point lacks metrics.json): {listed}",
+                           "wait for the runs to finish, or rerun them with the same command to resume")
+    return groups
+
+
+def group_stems(groups: list[Group]) -> dict[str, str]:
+    """File-name stem per group key: `<task>__<model>`, plus the config hash when that is ambiguous."""
+    seen: dict[tuple[str, str], int] = {}
+    for g in groups:
+        seen[(g.task, g.model_slug)] = seen.get((g.task, g.model_slug), 0) + 1
+    return {g.key: f"{g.task}__{g.model_slug}" + (f"__{g.key}" if seen[(g.task, g.model_slug)] > 1 else "")
+            for g in groups}

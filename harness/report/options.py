@@ -1,0 +1,31 @@
+"""Command-line options shared by `pdl-bench table`, `plot` and `report`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def add_results_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", type=Path, default=Path("results"),
+                        help="the results tree to read (default: results/)")
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", help="comma-separated metrics to show (default: every metric the runs report)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for delta CIs (default 1000)")
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
+    parser.add_argument("--no-deltas", action="store_true",
+                        help="means and stds only: skip the paired deltas (no generations read, no tokenizer)")
+
+
+def table_settings(args: argparse.Namespace):
+    from harness.report.tables import TableSettings
+
+    if args.n_boot < 0:
+        raise HarnessError(f"--n-boot must be >= 0, got {args.n_boot}", "use e.g. 1000 (0: deltas without CIs)")
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else None
+    return TableSettings(n_boot=args.n_boot, bootstrap_seed=args.bootstrap_seed, metrics=metrics,
+                         deltas=not args.no_deltas)

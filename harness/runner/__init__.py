@@ -1,0 +1,1 @@
+"""The runner: finetune one (task, model, loss, seed) point, generate, score; pair and sweep points."""

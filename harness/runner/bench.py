@@ -1,0 +1,121 @@
+"""Paired comparison: CE and PDL (or any two losses) from the same init, seed and data order.
+
+The comparison is rebuilt from the two points' folders alone (generations + training counts), so it
+can be redone on a CPU without the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.io import read_json, read_jsonl, write_json_atomic, write_text_atomic
+from harness.runner.config import RunConfig
+from harness.runner.point import PointResult, run_point
+from harness.runner.store import CONFIG_FILE, GENERATIONS_FILE, TRAIN_COUNTS_FILE
+
+
+def arm_label(loss: str, options: dict[str, Any]) -> str:
+    return f"{loss}(alpha={options['alpha']:g})" if "alpha" in options else loss
+
+
+def check_paired(a: PointResult, b: PointResult) -> dict[str, Any]:
+    """The two arms must differ only in the loss: same initial weights, same data order, same seed."""
+    checks = {}
+    for key in ("init_hash", "data_order_hash", "seed"):
+        left, right = a.provenance.get(key), b.provenance.get(key)
+        if left != right:
+            raise HarnessError(
+                f"arms are not paired: {key} differs ({left} vs {right}) between {a.path} and {b.path}",
+                "both arms must use the same model, seed, task config and data",
+            )
+        checks[key] = left
+    return checks
+
+
+def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+    from harness.metrics import MetricContext, compare
+    from harness.models import load_tokenizer
+
+    config_a = read_json(a.path / CONFIG_FILE)
+    rows_a, rows_b = read_jsonl(a.path / GENERATIONS_FILE), read_jsonl(b.path / GENERATIONS_FILE)
+    if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
+        raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
+                           "rerun both arms with the same task config")
+    tokenizer = load_tokenizer(config_a["model"])
+    counts = np.load(a.path / TRAIN_COUNTS_FILE, allow_pickle=False)
+    context = MetricContext(train_counts=counts,
+                            tokenize=lambda text: tokenizer(text, add_special_tokens=False)["input_ids"])
+    paired = compare(
+        [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], [r["reference"] for r in rows_a],
+        metrics=config_a["task"]["metrics"], context=context, n_boot=n_boot, seed=seed,
+    )
+    config_b = read_json(b.path / CONFIG_FILE)
+    return {
+        "task": config_a["task"]["name"],
+        "model": config_a["model"],
+        "a": {"label": arm_label(config_a["loss"], config_a["loss_options"]), "path": str(a.path)},
+        "b": {"label": arm_label(config_b["loss"], config_b["loss_options"]), "path": str(b.path)},
+        "paired_checks": check_paired(a, b),
+        "n_boot": n_boot,
+        "bootstrap_seed": seed,
+        "validation_ce": {"a": a.metrics.get("validation_ce"), "b": b.metrics.get("validation_ce")},
+        "metrics": {name: result.to_dict() for name, result in paired.items()},
+    }
+
+
+def format_comparison(comparison: dict[str, Any]) -> str:
+    """Markdown table: metric, A, B, delta (B - A), 95% CI of the delta, p."""
+    a, b = comparison["a"]["label"], comparison["b"]["label"]
+    lines = [
+        f"## {comparison['task']} / {comparison['model']}: {b} vs {a}",
+        "",
+        f"| metric | {a} | {b} | delta | 95% CI | p |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in comparison["metrics"].items():
+        arrow = {True: " ↑", False: " ↓"}.get(m["higher_is_better"], "")
+        lines.append(
+            f"| {name}{arrow} | {m['a']:.4g} | {m['b']:.4g} | {m['delta']:+.4g} | "
+            f"[{m['ci_low']:+.4g}, {m['ci_high']:+.4g}] | {m['p_value']:.3g} |"
+        )
+    ce = comparison["validation_ce"]
+    if ce["a"] is not None and ce["b"] is not None:
+        lines += ["", f"validation CE (plain token cross-entropy, both arms): {a} {ce['a']:.4f}, {b} {ce['b']:.4f}"]
+    n = next(iter(comparison["metrics"].values()), {}).get("n", 0)
+    lines += ["", f"paired bootstrap over {n} test examples, {comparison['n_boot']} resamples, "
+              f"seed {comparison['bootstrap_seed']}; same init {comparison['paired_checks']['init_hash']}, "
+              f"same data order {comparison['paired_checks']['data_order_hash']}"]
+    return "\n".join(lines)
+
+
+def write_comparison(comparison: dict[str, Any], a: PointResult, b: PointResult) -> Path:
+    folder = a.path.parent / "comparisons"
+    stem = f"{a.path.name}__vs__{b.path.name}"
+    write_json_atomic(folder / f"{stem}.json", comparison)
+    write_text_atomic(folder / f"{stem}.md", format_comparison(comparison) + "\n")
+    return folder / f"{stem}.md"
+
+
+def bench(base: RunConfig, arms: list[tuple[str, dict[str, Any]]], results_dir: Path, *,
+          force: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Run every arm (the first is the baseline), then compare each other arm against it."""
+    from accelerate import PartialState
+
+    results = []
+    for loss, options in arms:
+        run = base.model_copy(update={"loss": loss, "loss_options": options})
+        results.append(run_point(run, results_dir, force=force, progress=progress))
+    if not PartialState().is_main_process:
+        return []
+    comparisons = []
+    baseline = results[0]
+    for other in results[1:]:
+        comparison = compare_points(baseline, other, seed=base.seed)
+        comparison["report"] = str(write_comparison(comparison, baseline, other))
+        comparisons.append(comparison)
+    return comparisons
+

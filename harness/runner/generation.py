@@ -1,0 +1,59 @@
+"""Batched generation for the test split: length-sorted batches, left padding for decoder-only
+models, greedy by default, stopping at EOS. Returns rows in the input order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+
+def generation_kwargs(gen_config: Any, tokenizer) -> dict[str, Any]:
+    """Translate the task's generation settings into `model.generate` arguments."""
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": gen_config.max_new_tokens,
+        "num_beams": gen_config.num_beams,
+        "do_sample": gen_config.do_sample,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if gen_config.do_sample:
+        kwargs["temperature"] = gen_config.temperature
+        kwargs["top_p"] = gen_config.top_p
+    else:
+        # Explicit greedy: never inherit sampling settings from a checkpoint's generation_config.
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    gen_config: Any,
+    *,
+    is_encoder_decoder: bool,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[str]:
+    """Decode continuations of `prompts` (token id lists); one string per prompt, in input order."""
+    model.eval()
+    device = next(model.parameters()).device
+    kwargs = generation_kwargs(gen_config, tokenizer)
+    torch.manual_seed(seed)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    outputs: list[str | None] = [None] * len(prompts)
+    side = "right" if is_encoder_decoder else "left"
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
+        features = [{"input_ids": prompts[i]} for i in batch]
+        enc = tokenizer.pad(features, padding=True, padding_side=side, return_tensors="pt").to(device)
+        out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
+        new_tokens = out if is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        for index, text in zip(batch, texts):
+            outputs[index] = text.strip()
+    return outputs  # type: ignore[return-value]

@@ -1,0 +1,201 @@
+"""Run one point: finetune with one loss, generate on the test split, score, write the folder.
+
+Resumable: a rerun of the same command resumes from the last complete checkpoint, and a finished
+point is skipped. Only the main process writes results under `torchrun`/`accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.io import read_json, write_json_atomic, write_jsonl_atomic, write_npy_atomic
+from harness.runner.config import RunConfig, config_hash, point_dir, point_name
+from harness.runner.store import (
+    GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointLock, PointStore,
+)
+
+RESULT_FORMAT = 1
+
+
+@dataclass
+class ResolvedPoint:
+    """Everything decided before any model is loaded, so bad input fails in seconds."""
+
+    run: RunConfig
+    task: Any
+    model_ref: str
+    loss_options: dict[str, Any]
+    resolved: dict[str, Any]
+    store: PointStore
+
+
+@dataclass
+class PointResult:
+    path: Path
+    metrics: dict[str, Any]
+    provenance: dict[str, Any]
+    skipped: bool
+
+
+def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
+    from harness.losses import validate_options
+    from harness.models import model_slug
+    from harness.task import apply_overrides, load_task
+
+    task = apply_overrides(load_task(run.task), run.overrides)
+    # Embedded tasks name an offline model; hub tasks a hub id. --model overrides both.
+    model_ref = run.model or task.offline_model or task.model
+    loss_options = validate_options(run.loss, run.loss_options).model_dump(mode="json")
+    resolved = {
+        "format": RESULT_FORMAT,
+        "task": task.model_dump(mode="json"),
+        "model": model_ref,
+        "loss": run.loss,
+        "loss_options": loss_options,
+        "seed": run.seed,
+        "data_dir": run.data_dir,
+        "fast": run.fast,
+    }
+    name = point_name(run.loss, loss_options, run.seed, config_hash(resolved))
+    store = PointStore(point_dir(results_dir, task.name, model_slug(model_ref), name))
+    return ResolvedPoint(run, task, model_ref, loss_options, resolved, store)
+
+
+def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progress: bool = True) -> PointResult:
+    """Train, generate and score one point (or return the finished one)."""
+    from accelerate import PartialState
+
+    point = resolve(run, results_dir)
+    store = point.store
+    state = PartialState()
+    if store.is_complete() and not force:
+        store.claim(point.resolved)  # refuses a folder that holds another config
+        return _load_result(store, skipped=True)
+    if state.is_main_process:
+        if force and store.path.exists():
+            moved = store.archive()
+            print(f"--force: earlier results moved to {moved}")
+        store.claim(point.resolved)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        with PointLock(store.path):
+            return _execute(point, state, progress)
+    return _execute(point, state, progress)
+
+
+def _load_result(store: PointStore, skipped: bool) -> PointResult:
+    return PointResult(store.path, read_json(store.file(METRICS_FILE)),
+                       read_json(store.file(PROVENANCE_FILE)), skipped)
+
+
+def state_dict_hash(model) -> str:
+    """Fingerprint of the initial weights, to prove both arms start from the same init."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        if flat.dtype == torch.bool:
+            flat = flat.to(torch.uint8)
+        digest.update(name.encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
+    import torch
+    from transformers import set_seed
+
+    from harness.data import load_splits, tokenize_for_generation
+    from harness.models import load_model
+    from harness.provenance import provenance
+    from harness.runner.generation import generate
+    from harness.runner.training import prepare_training
+
+    run, task, store = point.run, point.task, point.store
+    timings: dict[str, float] = {}
+    set_seed(run.seed)
+    start = time.perf_counter()
+    model, tokenizer, spec = load_model(point.model_ref, trust_remote_code=run.trust_remote_code)
+    is_encoder_decoder = spec.kind == "seq2seq"
+    splits = load_splits(task, data_dir=run.data_dir)
+    timings["load_s"] = time.perf_counter() - start
+    init_hash = state_dict_hash(model)
+
+    setup = prepare_training(
+        point=point, model=model, tokenizer=tokenizer, splits=splits,
+        is_encoder_decoder=is_encoder_decoder, progress=progress,
+    )
+    start = time.perf_counter()
+    setup.trainer.train(resume_from_checkpoint=setup.resume_from)
+    timings["train_s"] = time.perf_counter() - start
+    eval_metrics = setup.trainer.evaluate() if setup.has_validation else {}
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return PointResult(store.path, {}, {}, skipped=False)
+
+    start = time.perf_counter()
+    gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
+    unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
+    predictions = generate(
+        unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
+        is_encoder_decoder=is_encoder_decoder,
+        batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
+    )
+    timings["generate_s"] = time.perf_counter() - start
+    rows = [
+        {"id": i, "prediction": p, "reference": r}
+        for i, p, r in zip(gen_ds["id"], predictions, gen_ds["reference"])
+    ]
+    write_jsonl_atomic(store.file(GENERATIONS_FILE), rows)
+    write_npy_atomic(store.file(TRAIN_COUNTS_FILE), setup.train_counts)
+
+    start = time.perf_counter()
+    metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
+    timings["score_s"] = time.perf_counter() - start
+    metrics["validation_ce"] = eval_metrics.get("eval_loss")
+    write_jsonl_atomic(store.file(TRAIN_LOG_FILE), setup.trainer.state.log_history)
+    prov = {
+        **provenance(),
+        "seed": run.seed,
+        "init_hash": init_hash,
+        "data_order_hash": setup.data_order_hash,
+        "frequencies": setup.frequency_summary,
+        "model_kind": spec.kind,
+        "n_examples": {name: len(split) for name, split in splits.items()},
+        "global_steps": setup.trainer.state.global_step,
+        "world_size": state.num_processes,
+        "precision": "bf16" if setup.trainer.args.bf16 else "fp32",
+        "timings": timings,
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json_atomic(store.file(PROVENANCE_FILE), prov)
+    write_json_atomic(store.file(METRICS_FILE), metrics)  # last: marks the point complete
+    if not task.training.keep_checkpoints:
+        shutil.rmtree(store.checkpoints, ignore_errors=True)
+    return PointResult(store.path, metrics, prov, skipped=False)
+
+
+def score_point(task, rows: list[dict], tokenizer, train_counts, *, seed: int) -> dict[str, Any]:
+    """The task's metrics with bootstrap CIs, plus the rare-token profile against training frequencies."""
+    from harness.metrics import MetricContext, rare_token_profile, score
+
+    predictions = [r["prediction"] for r in rows]
+    references = [r["reference"] for r in rows]
+
+    def tokenize(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    context = MetricContext(train_counts=train_counts, tokenize=tokenize)
+    results = score(predictions, references, metrics=task.metrics, context=context, seed=seed)
+    return {
+        "metrics": {name: result.to_dict() for name, result in results.items()},
+        "rare_token_profile": rare_token_profile(predictions, references, train_counts, tokenize),
+        "n_test": len(rows),
+    }

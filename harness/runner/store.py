@@ -1,0 +1,118 @@
+"""A point's folder on disk: is it complete, does it belong to this config, who is running it.
+
+Nothing here ever deletes results: a forced rerun moves the old folder aside first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.io import read_json, write_json_atomic
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+GENERATIONS_FILE = "generations.jsonl"
+PROVENANCE_FILE = "provenance.json"
+TRAIN_LOG_FILE = "train_log.jsonl"
+TRAIN_COUNTS_FILE = "train_counts.npy"
+CHECKPOINTS = "checkpoints"
+LOCK_FILE = ".lock"
+
+
+@dataclass(frozen=True)
+class PointStore:
+    path: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def is_complete(self) -> bool:
+        """metrics.json is written last, atomically: its presence means the point finished."""
+        return (self.path / METRICS_FILE).is_file()
+
+    def claim(self, resolved: dict[str, Any]) -> None:
+        """Create the folder for `resolved`, or check an existing one holds the same config."""
+        config_path = self.path / CONFIG_FILE
+        if config_path.is_file():
+            existing = read_json(config_path)
+            if json.loads(json.dumps(resolved, default=str)) != existing:
+                raise HarnessError(
+                    f"{self.path} holds results of a different config (same name and hash prefix)",
+                    "move that folder away or pass a different --results-dir; it is never overwritten",
+                )
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise HarnessError(f"cannot create results folder {self.path}: {err.strerror}",
+                               "pass a writable --results-dir") from err
+        if not os.access(self.path, os.W_OK):
+            raise HarnessError(f"results folder {self.path} is not writable", "pass a writable --results-dir")
+        write_json_atomic(config_path, resolved)
+
+    def archive(self) -> Path | None:
+        """Move an existing folder aside (for --force) so earlier results are never destroyed."""
+        if not self.path.exists():
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
+        self.path.rename(target)
+        return target
+
+
+class PointLock:
+    """An exclusive lock file, so two processes (e.g. a sweep over GPUs) never run the same point.
+
+    A lock left by a dead process is taken over.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_FILE
+
+    def __enter__(self) -> "PointLock":
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._holder_alive():
+                    raise HarnessError(
+                        f"{self.path.parent} is being run by another process (pid {self._holder()})",
+                        "wait for it to finish, or delete the .lock file if that process is gone",
+                    ) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(os.getpid()))
+            return self
+        raise HarnessError(f"could not lock {self.path}", "retry")
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _holder(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _holder_alive(self) -> bool:
+        pid = self._holder()
+        if pid is None or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True

