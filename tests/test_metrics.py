@@ -233,3 +233,13 @@ def test_offline_evaluate_module_matches_score():
     got = evaluate.load(ROUGE_MODULE_PATH).compute(predictions=preds, references=refs)
     ours = score(preds, refs, metrics=["rouge1", "rouge2", "rougeL", "rougeLsum"], n_boot=0)
     assert got == {name: pytest.approx(r.value) for name, r in ours.items()}
+
+
+def test_subword_tokens_option():
+    ctx = MetricContext(tokenize=lambda s: [ord(ch) for ch in s], diversity_tokens="subwords")
+    result = score(["abab", "a"], ["x", "y"], metrics=["distinct-1", "distinct-2"], n_boot=0, context=ctx)
+    assert result["distinct-1"].value == pytest.approx(2 / 5)  # ids a,b over 5 characters
+    assert result["distinct-2"].value == pytest.approx(2 / 3)  # ab, ba, ab
+    assert result["distinct-1"].details == {"tokens": "subwords"}
+    with pytest.raises(HarnessError, match="needs a tokenize"):
+        score(["a"], ["a"], metrics=["distinct-1"], context=MetricContext(diversity_tokens="subwords"))

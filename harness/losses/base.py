@@ -91,6 +91,11 @@ class TokenLoss:
     def compute(self, logits, targets, num_items_in_batch) -> torch.Tensor:
         raise NotImplementedError
 
+    def target_weights(self, targets, num_items_in_batch=None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(w [targets.shape] float32, divisor) when this loss is sum(w * nll) / divisor, so a chunked
+        implementation (harness.losses.chunked) can reuse the exact arithmetic; None otherwise."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.config!r})"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.losses.base import LOSSES, LossContext, LossSpec, TokenLoss, mean_over_tokens, token_nll
+from harness.losses.base import (
+    LOSSES, LossContext, LossSpec, TokenLoss, mean_over_tokens, target_mask, token_count, token_nll,
+)
 
 
 class CEConfig(BaseModel):
@@ -18,6 +20,9 @@ class CrossEntropyLoss(TokenLoss):
 
     def compute(self, logits, targets, num_items_in_batch):
         return mean_over_tokens(token_nll(logits, targets), targets, num_items_in_batch)
+
+    def target_weights(self, targets, num_items_in_batch=None):
+        return target_mask(targets).float(), token_count(targets, num_items_in_batch)
 
 
 def build_ce(config: CEConfig, context: LossContext) -> CrossEntropyLoss:

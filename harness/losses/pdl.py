@@ -129,6 +129,10 @@ class PowerLawDecayLoss(TokenLoss):
         self._tables: dict = {}
 
     def compute(self, logits, targets, num_items_in_batch):
+        weights, divisor = self.target_weights(targets, num_items_in_batch)
+        return (weights * token_nll(logits, targets)).sum() / divisor
+
+    def target_weights(self, targets, num_items_in_batch=None):
         if self._id_limit is not None and bool((targets >= self._id_limit).any()):
             bad = int(targets.max())
             raise HarnessError(
@@ -136,11 +140,10 @@ class PowerLawDecayLoss(TokenLoss):
                 "code indexes its weight table out of range here (added special tokens)",
                 "use the 'pdl' loss, which weights added tokens safely",
             )
-        weights = gather_weights(weight_table(self.token_weights, logits.device, self._tables), targets)
-        weighted = (weights * token_nll(logits, targets)).sum()
+        weights = gather_weights(weight_table(self.token_weights, targets.device, self._tables), targets)
         if self.per_batch:
-            return weighted / weights.sum().clamp_min(torch.finfo(torch.float32).tiny)
-        return weighted / token_count(targets, num_items_in_batch)
+            return weights, weights.sum().clamp_min(torch.finfo(torch.float32).tiny)
+        return weights, token_count(targets, num_items_in_batch)
 
 
 def build_pdl(config: PDLConfig, context: LossContext) -> PowerLawDecayLoss:

@@ -1,4 +1,4 @@
-"""Metrics of generated text (ROUGE, diversity, rare-token profile, self-BLEU) with bootstrap intervals.
+"""Metrics of generated text (BLEU, chrF, ROUGE, diversity, rare-token profile, self-BLEU) with bootstrap intervals.
 
     from harness.metrics import score, compare, MetricContext
     results = score(predictions, references, n_boot=1000, seed=0)
@@ -8,7 +8,7 @@ Importing the package registers every metric in METRICS; docs/metrics.md defines
 """
 
 from harness.metrics.base import METRICS, Batch, Metric, MetricContext
-from harness.metrics import diversity, rare_tokens, rouge, self_bleu  # noqa: F401  (register metrics)
+from harness.metrics import bleu, diversity, rare_tokens, rouge, self_bleu  # noqa: F401  (register metrics)
 from harness.metrics.rare_tokens import rare_token_profile
 from harness.metrics.suite import (
     DEFAULT_METRICS, RARE_TOKEN_METRICS, MetricResult, PairedResult, compare, score, validate_inputs,

@@ -1,4 +1,4 @@
-"""Word tokenization, n-grams and offline sentence splitting shared by the metrics.
+"""Word tokenization and offline sentence splitting shared by the metrics.
 
 Diversity metrics count words by one documented rule (lowercase, then regex ``\\w+|[^\\w\\s]``: runs
 of letters/digits/underscore, and every other non-space character as its own token), so numbers are
@@ -17,11 +17,6 @@ _WORD_RE = re.compile(WORD_PATTERN)
 def words(text: str) -> list[str]:
     """The default diversity tokens of `text`: lowercase words and single punctuation marks."""
     return _WORD_RE.findall(text.lower())
-
-
-def ngrams(tokens: list, n: int) -> list[tuple]:
-    """All contiguous n-grams of `tokens` in order (empty when there are fewer than n tokens)."""
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
 
 
 # ---------------------------------------------------------------- sentences (for rougeLsum)

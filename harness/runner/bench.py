@@ -103,13 +103,13 @@ def write_comparison(comparison: dict[str, Any], a: PointResult, b: PointResult)
 def bench(base: RunConfig, arms: list[tuple[str, dict[str, Any]]], results_dir: Path, *,
           force: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Run every arm (the first is the baseline), then compare each other arm against it."""
-    from accelerate import PartialState
+    from harness.runner.dist import process_state
 
     results = []
     for loss, options in arms:
         run = base.model_copy(update={"loss": loss, "loss_options": options})
         results.append(run_point(run, results_dir, force=force, progress=progress))
-    if not PartialState().is_main_process:
+    if not process_state().is_main_process:
         return []
     comparisons = []
     baseline = results[0]

@@ -69,11 +69,11 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
 
 def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progress: bool = True) -> PointResult:
     """Train, generate and score one point (or return the finished one)."""
-    from accelerate import PartialState
+    from harness.runner.dist import process_state
 
     point = resolve(run, results_dir)
     store = point.store
-    state = PartialState()
+    state = process_state()
     if store.is_complete() and not force:
         store.claim(point.resolved)  # refuses a folder that holds another config
         return _load_result(store, skipped=True)
@@ -146,7 +146,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     predictions = generate(
         unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
         is_encoder_decoder=is_encoder_decoder,
-        batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
+        batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress, fast=run.fast,
     )
     timings["generate_s"] = time.perf_counter() - start
     rows = [

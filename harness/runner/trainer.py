@@ -5,10 +5,15 @@ Three changes to the stock Trainer, each for the comparison's sake:
   so both arms see the same batches and we can record a hash of that order;
 - evaluation loss is plain token CE for every arm, so validation curves are comparable;
 - a non-finite training loss stops the run with a clear error; the last saved checkpoint is kept.
+
+On the fast path (`chunked_head=`), losses of the form sum(w * nll) / divisor are computed from the
+LM head's input with harness.losses.chunked: the model runs as usual (through any DDP wrapper), a
+pre-hook on the head keeps its input and hands the head an empty slice, so no logits are formed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Callable
@@ -25,8 +30,48 @@ class NonFiniteLoss(HarnessError):
     """Training produced NaN/inf."""
 
 
+class HeadInputCapture:
+    """While active, the LM head's forward keeps its input (the final hidden states) and returns
+    logits for zero positions; `ChunkedHeadLoss` computes the loss from the kept input."""
+
+    def __init__(self, head: torch.nn.Module):
+        self.head = head
+        self.hidden: torch.Tensor | None = None
+
+    def _keep(self, module, args):
+        self.hidden = args[0]
+        return (args[0][..., :0, :],)
+
+    @contextlib.contextmanager
+    def active(self):
+        handle = self.head.register_forward_pre_hook(self._keep)
+        try:
+            yield self
+        finally:
+            handle.remove()
+            self.hidden = None
+
+
+class ChunkedHeadLoss:
+    """A token loss evaluated by harness.losses.chunked from the captured head input."""
+
+    def __init__(self, loss, capture: HeadInputCapture):
+        self.loss, self.capture = loss, capture
+
+    def __call__(self, outputs, labels, num_items_in_batch=None):
+        from harness.losses.chunked import chunked_token_loss
+
+        hidden, self.capture.hidden = self.capture.hidden, None
+        return chunked_token_loss(self.loss, hidden, self.capture.head.weight, labels, num_items_in_batch)
+
+
 class PairedTrainer(Trainer):
-    def __init__(self, *args, eval_loss_func: Callable, loss_scaled_for_accumulation: bool, **kwargs):
+    def __init__(self, *args, eval_loss_func: Callable, loss_scaled_for_accumulation: bool,
+                 chunked_head: torch.nn.Module | None = None, **kwargs):
+        self.capture = HeadInputCapture(chunked_head) if chunked_head is not None else None
+        if self.capture is not None:
+            kwargs["compute_loss_func"] = self._chunked(kwargs["compute_loss_func"])
+            eval_loss_func = self._chunked(eval_loss_func)
         super().__init__(*args, **kwargs)
         self.eval_loss_func = eval_loss_func
         # A loss normalised by the Trainer's num_items_in_batch is already scaled for gradient
@@ -34,7 +79,19 @@ class PairedTrainer(Trainer):
         self.loss_is_scaled_for_ga = loss_scaled_for_accumulation
         self._uses_num_items = loss_scaled_for_accumulation
 
+    def _chunked(self, loss):
+        from harness.losses.chunked import supports_chunking
+
+        return ChunkedHeadLoss(loss, self.capture) if supports_chunking(loss) else loss
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "position_ids" in inputs:  # packed rows: with a KV cache HF would ignore the packing
+            inputs = {**inputs, "use_cache": False}
+        chunked = isinstance(self.eval_loss_func if not model.training else self.compute_loss_func, ChunkedHeadLoss)
+        with self.capture.active() if chunked else contextlib.nullcontext():
+            return self._compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not model.training:
             train_loss_func, self.compute_loss_func = self.compute_loss_func, self.eval_loss_func
             try:

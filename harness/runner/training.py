@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
 
+from harness.runner.packing import PackedCollator
+from harness.runner.dist import use_cpu
 from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
 
 
@@ -27,6 +29,7 @@ class TrainingSetup:
     has_validation: bool
 
 
+DEFAULT_SAVE_STEPS = 50  # checkpoint cadence when the task sets none: bounds the work a crash loses
 KILL_AFTER_SAVE_ENV = "PDL_BENCH_KILL_AFTER_SAVE"
 
 
@@ -74,9 +77,10 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
         eval_strategy="steps" if evaluate_during else "no",
         eval_steps=budget.eval_steps if evaluate_during else None,
         save_strategy="steps",
-        save_steps=budget.save_steps,
+        save_steps=budget.save_steps or DEFAULT_SAVE_STEPS,
         save_total_limit=1,
         bf16=use_bf16,
+        use_cpu=use_cpu(),  # lets torchrun form a gloo group on CPU-only machines
         report_to=[],
         # Data order is fixed by our seeded shuffle; both arms read it in the same sequence.
         train_sampling_strategy="sequential",
@@ -93,6 +97,14 @@ def freeze_embeddings(model) -> None:
     head = model.get_output_embeddings()
     if head is not None:
         head.weight.requires_grad_(False)
+
+
+def fast_training(requested: bool, model, is_encoder_decoder: bool) -> bool:
+    """Packed rows + chunked loss: on GPU when asked for (RunConfig.fast), for decoder-only models
+    whose LM head is a bias-free linear layer. On CPU the plain path stays (see docs/perf.md)."""
+    head = model.get_output_embeddings()
+    return (requested and torch.cuda.is_available() and not is_encoder_decoder
+            and isinstance(head, torch.nn.Linear) and head.bias is None)
 
 
 def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: bool, progress: bool) -> TrainingSetup:
@@ -128,9 +140,13 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
 
     if task.training.freeze_embeddings:
         freeze_embeddings(model)
-    collator = DataCollatorForSeq2Seq(
-        tokenizer, model=model if is_encoder_decoder else None, label_pad_token_id=-100, padding=True,
-    )
+    fast = fast_training(run.fast, model, is_encoder_decoder)
+    if fast:
+        collator = PackedCollator(pad_token_id=tokenizer.pad_token_id)
+    else:
+        collator = DataCollatorForSeq2Seq(
+            tokenizer, model=model if is_encoder_decoder else None, label_pad_token_id=-100, padding=True,
+        )
     args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation)
     trainer = PairedTrainer(
         model=model,
@@ -142,6 +158,7 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         compute_loss_func=loss_fn,
         eval_loss_func=eval_fn,
         loss_scaled_for_accumulation=loss_fn.scaled_for_grad_accumulation,
+        chunked_head=model.get_output_embeddings() if fast else None,
     )
     if os.environ.get(KILL_AFTER_SAVE_ENV):
         trainer.add_callback(KillAfterSave(int(os.environ[KILL_AFTER_SAVE_ENV])))

@@ -1,0 +1,58 @@
+"""`pdl-bench perf`: plain HF paths against the harness's fast paths, measured in one run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Measure training, loss-memory and generation speed: plain HF path vs the fast paths."
+DESCRIPTION = """\
+Builds random-init models from configs (nothing is downloaded) and, on batches with XSum-like
+lengths, measures in this one run:
+  - training tokens/s (non-padding prompt+target tokens), MFU against a matmul peak measured now,
+    and peak memory: plain (padded, full logits) vs fast (packed rows + chunked loss) vs
+    fast+compile (GPU), for the ce and pdl losses, after checking that plain and fast give the
+    same loss and gradients on one batch;
+  - the loss alone at a large vocabulary: full logits vs chunked, value/gradient difference and
+    peak memory;
+  - greedy generation: HF dynamic cache vs static cache (compiled on CUDA), new tokens/s and
+    token agreement.
+Sizes: tiny (CI, seconds), small (CPU, about a minute), full (GPU: SmolLM2-135M and
+Qwen2-0.5B shapes). Writes JSON with device, versions and git hash.
+
+Example:
+  pdl-bench perf --size tiny
+  pdl-bench perf --size full --output results/perf/h100.json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", choices=["tiny", "small", "full"],
+                        help="workload size (default: full on a GPU, small on CPU)")
+    parser.add_argument("--quick", action="store_true", help="training and loss only, no generation")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="also time fast+compile (auto: on a GPU only)")
+    parser.add_argument("--models", help="comma-separated model shapes instead of the size's")
+    parser.add_argument("--output", type=Path, help="JSON file (default: results/perf/<size>-<time>.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from harness.io import write_json_atomic
+    from harness.perf.report import render, run_suite
+    from harness.provenance import provenance
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    size = args.size or ("full" if device.type == "cuda" else "small")
+    compile_ = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
+    models = args.models.split(",") if args.models else None
+    result = run_suite(size, device, compile_=compile_, generation=not args.quick, models=models)
+    result["provenance"] = provenance()
+    output = args.output or Path("results/perf") / f"{size}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write_json_atomic(output, result)
+    print(render(result))
+    print(f"\nwritten: {output}")
+    return 0

@@ -1,0 +1,48 @@
+"""The runner under `torchrun` with 2 CPU processes (gloo DDP) matches the single-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_runner import task_file  # noqa: F401  (the tiny local task fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process(task_file, tmp_path):  # noqa: F811
+    """Same global batch (1 process x 4 examples vs 2 processes x 2): same training, within float tolerance."""
+    common = ["run", "--task", str(task_file), "--loss", "pdl", "--alpha", "0.5", "--no-progress"]
+    single = _run([sys.executable, "-m", "harness", *common, "--results-dir", str(tmp_path / "single")])
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = _run([
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        "-m", "harness", *common, "--set", "training.per_device_train_batch_size=2",
+        "--set", "training.per_device_eval_batch_size=4", "--results-dir", str(tmp_path / "ddp"),
+    ])
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    [one] = list((tmp_path / "single").glob("tiny-bible/*/*"))
+    [two] = list((tmp_path / "ddp").glob("tiny-bible/*/*"))
+    prov = json.loads((two / "provenance.json").read_text())
+    assert prov["world_size"] == 2
+    assert prov["data_order_hash"] == json.loads((one / "provenance.json").read_text())["data_order_hash"]
+    a, b = json.loads((one / "metrics.json").read_text()), json.loads((two / "metrics.json").read_text())
+    assert b["validation_ce"] == pytest.approx(a["validation_ce"], rel=1e-4)
+    log_a = [r["loss"] for r in map(json.loads, (one / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+    log_b = [r["loss"] for r in map(json.loads, (two / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert log_b == pytest.approx(log_a, rel=1e-4)
+    # Only rank 0 wrote: one point folder, no stray files from rank 1.
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+    assert yaml.safe_load((two / "config.json").read_text())["task"]["training"]["per_device_train_batch_size"] == 2

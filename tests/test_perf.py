@@ -1,0 +1,133 @@
+"""Fast paths compute what the plain paths compute: packed vs padded training, chunked vs full
+loss, static vs dynamic KV-cache generation; and `pdl-bench perf` runs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from harness.cli import main
+from harness.frequency import TokenFrequencies
+from harness.losses import LossContext, build_loss
+from harness.losses.chunked import chunked_token_loss, supports_chunking
+from harness.perf.generation import agreement, decode_all
+from harness.perf.train import check_same
+from harness.perf.workloads import build_model, prompts_of, xsum_like_examples
+from harness.runner.packing import PackedCollator, pack_rows
+
+VOCAB = 1024
+
+
+def context(vocab=VOCAB, seed=0):
+    counts = np.random.default_rng(seed).integers(0, 50, vocab).astype(np.int64)
+    freqs = TokenFrequencies(counts, "targets", "t", "d")
+    return LossContext(vocab_size=vocab, base_vocab_size=vocab, special_ids=frozenset({0, 1}),
+                       is_encoder_decoder=False, frequencies=freqs, tokenizer_fingerprint="t")
+
+
+LOSSES = [("ce", None), ("pdl", {"alpha": 1.0}), ("pdl", {"normalization": "batch_weight_sum"}), ("face", None)]
+
+
+def test_pack_rows_is_first_fit_decreasing_within_capacity():
+    rows = pack_rows([5, 3, 8, 2, 4], 8)
+    assert rows == [[2], [0, 1], [4, 3]]
+    assert sorted(i for r in rows for i in r) == [0, 1, 2, 3, 4]
+
+
+def test_packed_collator_restarts_positions_and_masks_first_labels():
+    feats = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8, 9], "labels": [8, 9]}]
+    batch = PackedCollator(pad_token_id=0, pad_to_multiple_of=4, rows_of=1)(feats)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 0], [8, 9, 0, 0]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0], [0, 1, 0, 1]]
+    assert batch["labels"].tolist() == [[-100, 6, 7, -100], [-100, 9, -100, -100]]
+
+
+@pytest.mark.parametrize("name,options", LOSSES)
+def test_chunked_loss_equals_full_loss_fp32(name, options):
+    loss = build_loss(name, options, context())
+    assert supports_chunking(loss)
+    gen = torch.Generator().manual_seed(0)
+    hidden0 = torch.randn(3, 17, 32, generator=gen, dtype=torch.float64).float()
+    weight0 = torch.randn(VOCAB, 32, generator=gen) * 0.2
+    labels = torch.randint(0, VOCAB, (3, 17), generator=gen)
+    labels[:, :5] = -100
+    labels[1, -3:] = -100
+    grads = []
+    for chunked in (False, True):
+        hidden, weight = hidden0.clone().requires_grad_(True), weight0.clone().requires_grad_(True)
+        if chunked:
+            value = chunked_token_loss(loss, hidden, weight, labels, num_items_in_batch=30, chunk=7)
+        else:
+            value = loss({"logits": hidden @ weight.T}, labels, num_items_in_batch=30)
+        value.backward()
+        grads.append((value.detach(), hidden.grad, weight.grad))
+    (v0, h0, w0), (v1, h1, w1) = grads
+    assert torch.allclose(v0, v1, rtol=1e-6, atol=1e-7)
+    assert torch.allclose(h0, h1, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(w0, w1, rtol=1e-5, atol=1e-7)
+
+
+def test_chunked_loss_bf16_within_tolerance():
+    loss = build_loss("pdl", {"alpha": 0.5}, context())
+    gen = torch.Generator().manual_seed(1)
+    hidden = torch.randn(1, 64, 32, generator=gen)
+    weight = torch.randn(VOCAB, 32, generator=gen) * 0.2
+    labels = torch.randint(0, VOCAB, (1, 64), generator=gen)
+    exact = loss({"logits": hidden @ weight.T}, labels)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        approx = chunked_token_loss(loss, hidden, weight, labels, chunk=16)
+        full_bf16 = loss({"logits": hidden @ weight.T}, labels)
+    assert abs(approx.item() - exact.item()) < 2e-2 * exact.item()
+    assert abs(approx.item() - full_bf16.item()) < 1e-2 * exact.item()
+
+
+def test_chunking_refuses_losses_beyond_the_target_token():
+    loss = build_loss("focal", None, context())
+    assert not supports_chunking(loss)
+    with pytest.raises(Exception, match="cannot be chunked"):
+        chunked_token_loss(loss, torch.zeros(1, 2, 4), torch.zeros(VOCAB, 4), torch.zeros(1, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name,options", LOSSES[:2])
+def test_packed_training_step_equals_padded(name, options):
+    model = build_model("tiny-llama")
+    with torch.no_grad():  # sharper attention than the 0.02 init, so a leaky mask would show
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(8)
+    examples = xsum_like_examples(8, VOCAB, 200)
+    assert len(PackedCollator(0)(examples)["input_ids"]) < len(examples)  # some rows hold two examples
+    result = check_same(model, build_loss(name, options, context()), examples, torch.device("cpu"))
+    assert result["same_params"]
+    assert result["loss_abs_diff"] < 1e-5
+    assert result["max_grad_rel_diff"] < 1e-4
+    # the check is sharp: a packed batch whose examples see each other gives another loss
+    batch = PackedCollator(0)(examples)
+    leaky = model(input_ids=batch["input_ids"], use_cache=False)  # no position_ids: one long sequence
+    loss = build_loss(name, options, context())
+    assert abs(loss(leaky, batch["labels"]).item() - result["plain_loss"]) > 1e-4
+
+
+def test_static_cache_generation_equals_dynamic():
+    model = build_model("tiny-llama").eval()
+    prompts = prompts_of(xsum_like_examples(6, VOCAB, 40, seed=3))
+    with torch.no_grad():
+        plain, _ = decode_all(model, prompts, 4, 6, torch.device("cpu"), fast=False)
+        fast, _ = decode_all(model, prompts, 6, 6, torch.device("cpu"), fast=True)
+    assert agreement(plain, fast) == {"token_agreement": 1.0, "identical_rows": 1.0}
+    assert all(len(row) == 6 for row in fast)
+
+
+@pytest.mark.slow
+def test_perf_command_tiny_writes_json(tmp_path, capsys):
+    out = tmp_path / "perf.json"
+    assert main(["perf", "--size", "tiny", "--output", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["provenance"]["git"] and data["device"] == "cpu"
+    assert {r["path"] for r in data["training"]} == {"plain", "fast"}
+    assert all(c["max_grad_rel_diff"] < 1e-4 for c in data["training_check"])
+    assert data["generation"][0]["token_agreement"] == 1.0
+    assert "| tiny-llama | pdl | fast |" in capsys.readouterr().out
