@@ -190,3 +190,20 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(task_file, tmp_p
     with pytest.raises(HarnessError, match="loss became") as err:
         run_point(run, tmp_path, progress=False)
     assert "checkpoint" in str(err.value)
+
+
+def test_fast_paths_match_plain_paths_on_cpu(task_file, tmp_path):
+    """Packed batches + chunked loss + static-cache generation (forced on CPU) train and decode
+    like the plain HF path: same validation CE within float tolerance, same greedy outputs."""
+    plain = run_point(point(task_file, loss="pdl", loss_options={"alpha": 1.0}, fast="off"), tmp_path, progress=False)
+    fast = run_point(point(task_file, loss="pdl", loss_options={"alpha": 1.0}, fast="on"), tmp_path, progress=False)
+    assert plain.path != fast.path
+    prov = json.loads((fast.path / PROVENANCE_FILE).read_text())
+    assert prov["training_path"] == "fast (packed rows, chunked loss)"
+    assert prov["generation_path"] == "fast (static KV cache)"
+    assert json.loads((plain.path / PROVENANCE_FILE).read_text())["training_path"].startswith("plain")
+    a, b = metrics_of(plain.path), metrics_of(fast.path)
+    assert b["validation_ce"] == pytest.approx(a["validation_ce"], rel=1e-4)
+    log = lambda p: [r["loss"] for r in map(json.loads, (p / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert log(fast.path) == pytest.approx(log(plain.path), rel=1e-4)
+    assert (fast.path / GENERATIONS_FILE).read_text() == (plain.path / GENERATIONS_FILE).read_text()

@@ -28,7 +28,10 @@ def add_point_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="rerun finished points (old folders are moved aside, not deleted)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
-    parser.add_argument("--plain", action="store_true", help="use the plain HF paths instead of the optimised ones")
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument("--plain", action="store_true", help="use the plain HF training/generation paths (default on CPU)")
+    speed.add_argument("--fast", action="store_true",
+                       help="force the optimised paths (packing, chunked loss, static KV cache) also on CPU; default: on GPU only")
 
 
 def parse_key_values(pairs: list[str], what: str) -> dict[str, Any]:
@@ -64,5 +67,5 @@ def run_config(args: argparse.Namespace, loss: str = "ce", loss_options: dict | 
     return RunConfig(
         task=args.task, model=args.model, loss=loss, loss_options=options, seed=seed,
         data_dir=args.data_dir, overrides=overrides, trust_remote_code=args.trust_remote_code,
-        fast=not args.plain,
+        fast="off" if args.plain else "on" if args.fast else "auto",
     )

@@ -126,6 +126,12 @@ def _fmt(value: float | None) -> str:
     return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
 
 
+def _fmt_p(value: float | None) -> str:
+    from harness.stats import format_p_value
+
+    return "-" if value is None or math.isnan(value) else format_p_value(value)
+
+
 def _direction(higher_is_better: bool | None) -> str:
     return {True: "higher", False: "lower", None: "-"}[higher_is_better]
 
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
         return 0
     rows = [[r.name, _fmt(r.a), _fmt(r.b), ("+" if r.delta >= 0 else "") + _fmt(r.delta), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
-             _fmt(r.p_value), _direction(r.higher_is_better)] for r in results.values()]
+             _fmt_p(r.p_value), _direction(r.higher_is_better)] for r in results.values()]
     print(f"A = {args.predictions}\nB = {args.against}\n{len(refs)} paired examples, "
           f"{args.n_boot} paired bootstrap resamples, seed {args.seed}; delta = B - A")
     print(_table(["metric", "A", "B", "delta", "95% CI", "p", "better"], rows))

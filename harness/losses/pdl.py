@@ -2,7 +2,7 @@
 
 `pdl` is the method with the official code's defects fixed (safe weights for special and unseen
 tokens, a normalisation that survives gradient accumulation, the right shift for seq2seq);
-`pdl-official` reproduces the official `trainer.py` arithmetic. docs/losses.md explains each choice.
+`pdl-official` reproduces the official `trainer.py` arithmetic. the README (section "Losses") explains each choice.
 """
 
 from __future__ import annotations

@@ -381,7 +381,7 @@ def display_rows(table: GroupTable) -> list[dict[str, Any]]:
             "arm": row.arm,
             "value": f"{fmt(row.mean)}{spread}",
             "delta": delta,
-            "p": fmt(row.p_value, 3) if row.p_value is not None and not _isnan(row.p_value) else "",
+            "p": stats.format_p_value(row.p_value) if row.p_value is not None and not _isnan(row.p_value) else "",
             "seeds": str(row.n_seeds),
             "n": "" if row.n_examples is None or _isnan(row.n_examples) else str(int(row.n_examples)),
             "best": bool(row.best),

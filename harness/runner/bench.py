@@ -16,6 +16,7 @@ from harness.io import read_json, read_jsonl, write_json_atomic, write_text_atom
 from harness.runner.config import RunConfig
 from harness.runner.point import PointResult, run_point
 from harness.runner.store import CONFIG_FILE, GENERATIONS_FILE, TRAIN_COUNTS_FILE
+from harness.stats import format_p_value
 
 
 def arm_label(loss: str, options: dict[str, Any]) -> str:
@@ -80,7 +81,7 @@ def format_comparison(comparison: dict[str, Any]) -> str:
         arrow = {True: " ↑", False: " ↓"}.get(m["higher_is_better"], "")
         lines.append(
             f"| {name}{arrow} | {m['a']:.4g} | {m['b']:.4g} | {m['delta']:+.4g} | "
-            f"[{m['ci_low']:+.4g}, {m['ci_high']:+.4g}] | {m['p_value']:.3g} |"
+            f"[{m['ci_low']:+.4g}, {m['ci_high']:+.4g}] | {format_p_value(m['p_value'])} |"
         )
     ce = comparison["validation_ce"]
     if ce["a"] is not None and ce["b"] is not None:

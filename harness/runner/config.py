@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +31,8 @@ class RunConfig(BaseModel):
     data_dir: str | None = Field(None, description="local copy of a hub dataset")
     overrides: list[str] = Field(default_factory=list, description="task overrides, key.path=value")
     trust_remote_code: bool = False
-    fast: bool = Field(True, description="use the optimised training/generation paths where available")
+    fast: Literal["auto", "on", "off"] = Field(
+        "auto", description="optimised training/generation paths: auto = on GPU only, on = also on CPU, off = plain HF")
 
 
 def config_hash(resolved: dict[str, Any]) -> str:

@@ -13,6 +13,12 @@ def use_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
+def fast_paths_enabled(requested: str) -> bool:
+    """RunConfig.fast: 'auto' uses the optimised paths where they pay off (CUDA), 'on' forces them
+    (e.g. to test them on CPU), 'off' keeps the plain HF paths."""
+    return requested == "on" or (requested == "auto" and not use_cpu())
+
+
 def process_state():
     from accelerate import PartialState
 

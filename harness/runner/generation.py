@@ -52,7 +52,7 @@ def generate(
     model.eval()
     device = next(model.parameters()).device
     kwargs = generation_kwargs(gen_config, tokenizer)
-    fast = fast and not is_encoder_decoder and device.type == "cuda"  # static cache pays off compiled
+    fast = fast and not is_encoder_decoder
     if fast:
         kwargs["cache_implementation"] = "static"
         batch_size = max(batch_size, FAST_BATCH)

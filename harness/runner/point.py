@@ -108,6 +108,15 @@ def state_dict_hash(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def quiet_library_progress_bars() -> None:
+    """Keep the training and generation bars; drop the many per-map bars of datasets/transformers."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     import torch
     from transformers import set_seed
@@ -115,10 +124,12 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from harness.data import load_splits, tokenize_for_generation
     from harness.models import load_model
     from harness.provenance import provenance
+    from harness.runner.dist import fast_paths_enabled
     from harness.runner.generation import generate
     from harness.runner.training import prepare_training
 
     run, task, store = point.run, point.task, point.store
+    quiet_library_progress_bars()
     timings: dict[str, float] = {}
     set_seed(run.seed)
     start = time.perf_counter()
@@ -143,10 +154,12 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     start = time.perf_counter()
     gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
     unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
+    fast_generation = fast_paths_enabled(run.fast) and not is_encoder_decoder
     predictions = generate(
         unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
         is_encoder_decoder=is_encoder_decoder,
-        batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress, fast=run.fast,
+        batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
+        fast=fast_generation,
     )
     timings["generate_s"] = time.perf_counter() - start
     rows = [
@@ -172,6 +185,8 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "global_steps": setup.trainer.state.global_step,
         "world_size": state.num_processes,
         "precision": "bf16" if setup.trainer.args.bf16 else "fp32",
+        "training_path": setup.path,
+        "generation_path": "fast (static KV cache)" if fast_generation else "plain (dynamic KV cache)",
         "timings": timings,
         "torch_threads": torch.get_num_threads(),
     }

@@ -15,7 +15,7 @@ import torch
 from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
 
 from harness.runner.packing import PackedCollator
-from harness.runner.dist import use_cpu
+from harness.runner.dist import fast_paths_enabled, use_cpu
 from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
 
 
@@ -27,6 +27,7 @@ class TrainingSetup:
     train_counts: np.ndarray
     frequency_summary: dict[str, Any]
     has_validation: bool
+    path: str  # which training path ran, recorded in provenance
 
 
 DEFAULT_SAVE_STEPS = 50  # checkpoint cadence when the task sets none: bounds the work a crash loses
@@ -99,11 +100,11 @@ def freeze_embeddings(model) -> None:
         head.weight.requires_grad_(False)
 
 
-def fast_training(requested: bool, model, is_encoder_decoder: bool) -> bool:
-    """Packed rows + chunked loss: on GPU when asked for (RunConfig.fast), for decoder-only models
-    whose LM head is a bias-free linear layer. On CPU the plain path stays (see docs/perf.md)."""
+def fast_training(requested: str, model, is_encoder_decoder: bool) -> bool:
+    """Packed rows + chunked loss (RunConfig.fast; 'auto' = GPU only, see docs/perf.md), for
+    decoder-only models whose LM head is a bias-free linear layer."""
     head = model.get_output_embeddings()
-    return (requested and torch.cuda.is_available() and not is_encoder_decoder
+    return (fast_paths_enabled(requested) and not is_encoder_decoder
             and isinstance(head, torch.nn.Linear) and head.bias is None)
 
 
@@ -169,5 +170,10 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         "distinct_tokens": int((loss_frequencies.counts > 0).sum()),
         "target_tokens": int(targets.total),
     }
+    path = "plain (padded batches, full logits)"
+    if fast:
+        from harness.losses.chunked import supports_chunking
+
+        path = "fast (packed rows, " + ("chunked loss)" if supports_chunking(loss_fn) else "full logits)")
     return TrainingSetup(trainer, str(resume) if resume else None, order_hash(list(train["id"])),
-                         targets.counts, summary, has_validation)
+                         targets.counts, summary, has_validation, path)
