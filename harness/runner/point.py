@@ -83,10 +83,14 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
             print(f"--force: earlier results moved to {moved}")
         store.claim(point.resolved)
     state.wait_for_everyone()
-    if state.is_main_process:
+    if not state.is_main_process:
+        return _execute(point, state, progress)
+    try:
         with PointLock(store.path):
             return _execute(point, state, progress)
-    return _execute(point, state, progress)
+    except HarnessError:
+        store.discard_if_unstarted()  # a bad input leaves no empty point folder behind
+        raise
 
 
 def _load_result(store: PointStore, skipped: bool) -> PointResult:
@@ -133,9 +137,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     timings: dict[str, float] = {}
     set_seed(run.seed)
     start = time.perf_counter()
+    splits = load_splits(task, data_dir=run.data_dir)  # first: data problems fail before a model loads
     model, tokenizer, spec = load_model(point.model_ref, trust_remote_code=run.trust_remote_code)
     is_encoder_decoder = spec.kind == "seq2seq"
-    splits = load_splits(task, data_dir=run.data_dir)
     timings["load_s"] = time.perf_counter() - start
     init_hash = state_dict_hash(model)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,17 @@ class PointStore:
         if not os.access(self.path, os.W_OK):
             raise HarnessError(f"results folder {self.path} is not writable", "pass a writable --results-dir")
         write_json_atomic(config_path, resolved)
+
+    def discard_if_unstarted(self) -> None:
+        """Remove the folder when it holds nothing but its config (the run failed before training
+        wrote anything), so a typo or an offline dataset leaves no half-point for the tables."""
+        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {CONFIG_FILE}:
+            shutil.rmtree(self.path)
+            for parent in (self.path.parent, self.path.parent.parent):  # <model>/ and <task>/ if now empty
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
     def archive(self) -> Path | None:
         """Move an existing folder aside (for --force) so earlier results are never destroyed."""
