@@ -14,13 +14,14 @@ PYTEST_ARGS ?=
 task_arg  = $(if $(TASK),--task $(TASK))
 model_arg = $(if $(MODEL),--model $(MODEL))
 
-.PHONY: install test test-fast bench sweep table plot report perf clean help
+.PHONY: install test test-fast bench sweep table plot report perf perf-metrics clean help
 
 help:
 	@echo "make bench [TASK=name] [MODEL=id]   CE vs PDL on a task (default: the embedded offline task)"
 	@echo "make sweep TASK=name ALPHAS=.. SEEDS=.. LOSSES=..   every (loss, alpha, seed) point"
 	@echo "make table | plot | report          rebuild tables, figures, HTML report from results/"
-	@echo "make perf                           speed and memory benchmarks (results/perf/)"
+	@echo "make perf                           training/generation speed and memory, fast vs plain path (results/perf/)"
+	@echo "make perf-metrics                   time the metric suite on 11,334 XSum-sized pairs (results/perf/)"
 	@echo "make test                           the test suite (installs everything first)"
 
 install:
@@ -49,6 +50,9 @@ report: install
 
 perf: install
 	$(PDL) perf $(ARGS)
+
+perf-metrics: install
+	$(PDL) perf-metrics $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

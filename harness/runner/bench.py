@@ -83,6 +83,10 @@ def format_comparison(comparison: dict[str, Any]) -> str:
             f"| {name}{arrow} | {m['a']:.4g} | {m['b']:.4g} | {m['delta']:+.4g} | "
             f"[{m['ci_low']:+.4g}, {m['ci_high']:+.4g}] | {format_p_value(m['p_value'])} |"
         )
+    reference_share = comparison["metrics"].get("rare-token-share", {}).get("details", {}).get("reference_share")
+    if reference_share is not None:
+        lines += ["", f"rare-token-share of the references: {reference_share:.4g} "
+                  "(closer is better: the share of tokens from the rarest training-frequency bucket)"]
     ce = comparison["validation_ce"]
     if ce["a"] is not None and ce["b"] is not None:
         lines += ["", f"validation CE (plain token cross-entropy, both arms): {a} {ce['a']:.4f}, {b} {ce['b']:.4f}"]
