@@ -147,7 +147,7 @@ class TrainingConfig(_Strict):
     per_device_train_batch_size: int = Field(8, ge=1)
     per_device_eval_batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)  # HF reads warmup_steps < 1 as a ratio
     weight_decay: float = Field(0.0, ge=0)
     lr_scheduler_type: str = "linear"
     logging_steps: int = Field(10, ge=1)
@@ -155,6 +155,12 @@ class TrainingConfig(_Strict):
     save_steps: int | None = Field(None, ge=1)
     freeze_embeddings: bool = False
     keep_checkpoints: bool = False  # delete a run's checkpoints once its outputs are scored
+    max_grad_norm: float = Field(1.0, gt=0)
+    gradient_checkpointing: bool = False
+    # Passed to the HF Trainer as they are (multi-GPU/multi-node through torchrun/accelerate launch),
+    # e.g. fsdp: "full_shard auto_wrap", fsdp_config: {transformer_layer_cls_to_wrap: [LlamaDecoderLayer]}.
+    fsdp: str = ""
+    fsdp_config: dict[str, Any] | None = None
 
 
 class Limits(_Strict):

@@ -236,3 +236,18 @@ def test_a_run_that_fails_before_training_leaves_no_folder(task_file, tmp_path):
     with pytest.raises(HarnessError):
         run_point(point(task_file, model=str(tmp_path / "missing-model")), tmp_path / "results", progress=False)
     assert not list((tmp_path / "results").glob("*/*/*"))
+
+
+def test_distributed_settings_pass_through_to_the_trainer(task_file, tmp_path):
+    """FSDP and friends are the Trainer's job: task keys reach TrainingArguments unchanged."""
+    from harness.runner.training import training_arguments
+    from harness.task import apply_overrides, load_task
+
+    task = apply_overrides(load_task(str(task_file)), [
+        "training.gradient_checkpointing=true", "training.max_grad_norm=0.5",
+        "training.fsdp_config={min_num_params: 1000}",
+    ])
+    args = training_arguments(task, tmp_path, seed=3, progress=False, has_validation=True)
+    assert args.gradient_checkpointing and args.max_grad_norm == 0.5 and args.seed == 3
+    assert args.fsdp_config["min_num_params"] == 1000
+    assert args.train_sampling_strategy == "sequential"
