@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -18,9 +17,10 @@ from typing import Iterable
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.io import write_json_atomic, write_npy_atomic
+from harness.labels import IGNORE_INDEX
 
 SOURCES = ("targets", "all_text")
-IGNORE_INDEX = -100
 CACHE_FORMAT = 1
 _CHUNK_TOKENS = 4_000_000  # bound the memory of one bincount pass over python lists
 _TEXT_BATCH = 2_000
@@ -161,19 +161,13 @@ def _cache_paths(cache_dir, key: str) -> tuple[Path, Path]:
 def save_frequencies(freqs: TokenFrequencies, path, *, key: str | None = None) -> Path:
     """Write `path`.npy (counts, no pickle) and `path`.json (metadata), each atomically."""
     npy, meta = Path(path).with_suffix(".npy"), Path(path).with_suffix(".json")
-    npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_name(npy.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.asarray(freqs.counts), allow_pickle=False)
-    os.replace(tmp, npy)
+    write_npy_atomic(npy, freqs.counts)
     info = {
         "format": CACHE_FORMAT, "key": key, "source": freqs.source, "size": freqs.size,
         "total": freqs.total, "tokenizer_fingerprint": freqs.tokenizer_fingerprint,
         "data_fingerprint": freqs.data_fingerprint,
     }
-    tmp = meta.with_name(meta.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(info, indent=1, sort_keys=True))
-    os.replace(tmp, meta)
+    write_json_atomic(meta, info)
     return npy
 
 

@@ -6,41 +6,42 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 from harness.errors import HarnessError
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never a half-written one."""
+def _write_atomic(path: Path, mode: str, write: Callable[[IO], None]) -> None:
+    """Readers see the old file or the new one, never a half-written one: write a temp file in
+    the same folder, fsync it, rename it over the target, fsync the folder (the rename itself)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, "w", lambda handle: handle.write(text))
 
 
 def write_npy_atomic(path: Path, array) -> None:
-    """A numpy array as .npy (never pickled), crash-safe like the text writers."""
+    """A numpy array as .npy (never pickled)."""
     import numpy as np
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.asarray(array), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(path, "wb", lambda handle: np.save(handle, np.asarray(array), allow_pickle=False))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -197,6 +197,16 @@ def test_table_files_csv_latex_markdown(tree, tables, tmp_path):
     assert len(pd.read_csv(tmp_path / "missing.csv")) == 1
 
 
+def test_models_with_dots_in_their_names_get_their_own_table_files(tmp_path):
+    root = tmp_path / "results"
+    write_tree(root, seeds=(0,), partial=False, model="Qwen/Qwen2.5-0.5B-Instruct")
+    write_tree(root, seeds=(0,), partial=False, model="Qwen/Qwen2.5-1.5B-Instruct")
+    collection = collect(root)
+    tables = build_tables(collection, TableSettings(n_boot=50), tokenizer_loader=lambda ref: WordTokenizer())
+    names = {p.name for p in write_tables(tables, collection.missing, tmp_path / "out")}
+    assert {"toy__qwen2.5-0.5b-instruct.csv", "toy__qwen2.5-1.5b-instruct.csv"} <= names
+
+
 def test_missing_and_partial_points_are_reported(tree, tables):
     collection = collect(tree)
     assert len(collection.missing) == 1

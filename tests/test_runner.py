@@ -138,8 +138,10 @@ def _run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.Compl
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_matches_uninterrupted_run(task_file, tmp_path):
-    args = ["run", "--task", str(task_file), "--loss", "pdl", "--alpha", "0.5", "--no-progress"]
+@pytest.mark.parametrize("loss", [["--loss", "pdl", "--alpha", "0.5"], ["--loss", "face-online"]],
+                         ids=["pdl", "face-online-stateful"])
+def test_resume_after_sigkill_matches_uninterrupted_run(task_file, tmp_path, loss):
+    args = ["run", "--task", str(task_file), *loss, "--no-progress"]
     clean = _run_cli(args + ["--results-dir", str(tmp_path / "clean")])
     assert clean.returncode == 0, clean.stderr
     killed = _run_cli(args + ["--results-dir", str(tmp_path / "crash")], {"PDL_BENCH_KILL_AFTER_SAVE": "2"})
@@ -251,3 +253,43 @@ def test_distributed_settings_pass_through_to_the_trainer(task_file, tmp_path):
     assert args.gradient_checkpointing and args.max_grad_norm == 0.5 and args.seed == 3
     assert args.fsdp_config["min_num_params"] == 1000
     assert args.train_sampling_strategy == "sequential"
+
+
+def test_validation_ce_is_token_level_whatever_the_batch_size(tiny_causal_dir):
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.runner.evaluation import validation_ce
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_dir)
+    rows = {"input_ids": [], "attention_mask": [], "labels": []}
+    for n_prompt, n_target in [(3, 2), (5, 9), (2, 1), (4, 6)]:  # examples of very different lengths
+        ids = list(range(10, 10 + n_prompt + n_target))
+        rows["input_ids"].append(ids)
+        rows["attention_mask"].append([1] * len(ids))
+        rows["labels"].append([-100] * n_prompt + ids[n_prompt:])
+    dataset = datasets.Dataset.from_dict(rows)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, labels in zip(rows["input_ids"], rows["labels"]):
+            logits = model(torch.tensor([ids])).logits[0, :-1]
+            targets = torch.tensor(labels[1:])
+            keep = targets != -100
+            total += float(torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum"))
+            count += int(keep.sum())
+    for batch_size in (1, 3, 4):
+        value = validation_ce(model, tokenizer, dataset, is_encoder_decoder=False, batch_size=batch_size)
+        assert value == pytest.approx(total / count, rel=1e-5)
+
+
+def test_generation_keeps_every_stop_id_of_the_model():
+    from types import SimpleNamespace
+
+    from harness.runner.generation import generation_kwargs
+    from harness.task import GenerationConfig
+
+    tokenizer = SimpleNamespace(eos_token_id=5, pad_token_id=0)
+    assert generation_kwargs(GenerationConfig(), tokenizer, [5, 7])["eos_token_id"] == [5, 7]
+    assert generation_kwargs(GenerationConfig(), tokenizer, None)["eos_token_id"] == 5

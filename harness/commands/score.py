@@ -98,7 +98,7 @@ def align(a: tuple, b: tuple, path_a: Path, path_b: Path) -> tuple[list[str], li
 
 def _context(args: argparse.Namespace):
     from harness.errors import HarnessError
-    from harness.metrics import MetricContext
+    from harness.metrics import MetricContext, token_ids_fn
 
     if (args.train_counts is None) != (args.tokenizer is None):
         raise HarnessError("--train-counts and --tokenizer go together", "pass both, or neither")
@@ -115,7 +115,7 @@ def _context(args: argparse.Namespace):
     if not args.tokenizer.is_dir():
         raise HarnessError(f"{args.tokenizer} is not a folder", "pass a local tokenizer folder")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
-    return MetricContext(train_counts=counts, tokenize=lambda s: tokenizer.encode(s, add_special_tokens=False))
+    return MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
 
 
 def _fmt(value: float | None) -> str:

@@ -14,9 +14,9 @@ from typing import Sequence
 from harness.data.dialogue import dialogue_pairs
 from harness.data.sources import load_raw
 from harness.errors import HarnessError
+from harness.labels import IGNORE_INDEX
 from harness.task import SPLITS, TaskConfig
 
-IGNORE_INDEX = -100
 _NORMALISED = ("id", "source", "target")
 
 

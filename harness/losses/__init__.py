@@ -13,10 +13,9 @@ from harness.errors import HarnessError
 from harness.losses.base import LOSSES, LossContext, LossSpec, TokenLoss, loss_context, token_nll
 from harness.losses import ce as _ce, pdl as _pdl, peers as _peers  # noqa: F401  (register losses)
 
-LossFn = TokenLoss
 
 __all__ = [
-    "LOSSES", "LossContext", "LossFn", "LossSpec", "TokenLoss", "build_loss", "frequency_source",
+    "LOSSES", "LossContext", "LossSpec", "TokenLoss", "build_loss", "frequency_source",
     "loss_context", "token_nll", "validate_options",
 ]
 

@@ -26,9 +26,9 @@ from pydantic import BaseModel
 
 from harness.errors import HarnessError
 from harness.frequency import TokenFrequencies
+from harness.labels import IGNORE_INDEX
 from harness.registry import Registry
 
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)

@@ -77,26 +77,28 @@ class FACEOnlineLoss(TokenLoss):
     def __init__(self, config, context):
         super().__init__(config, context)
         self.counts = torch.zeros(context.tokenizer_size, dtype=torch.float64)
-        specials = [i for i in context.special_ids_list if i < context.tokenizer_size]
-        self._special = torch.zeros(context.tokenizer_size, dtype=torch.bool)
-        self._special[specials] = True
 
     @property
     def token_weights(self) -> torch.Tensor:
-        counts = self.counts.masked_fill(self._special, 0)
-        weights = torch.ones(self.context.vocab_size, dtype=torch.float64)
-        if counts.max() > 0:
-            rf = counts / counts.sum()
-            raw = 1.0 - rf / rf.max()
-            weights[: counts.numel()] = raw / raw.mean()
-        return weights.float()
+        weights = face_weights(self.counts.numpy(), self.context.special_ids_list, self.context.vocab_size)
+        return torch.as_tensor(weights, dtype=torch.float32)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The running output counts: saved in every checkpoint so a resumed run continues them."""
+        return {"counts": self.counts.numpy().copy()}
+
+    def load_state_dict(self, state) -> None:
+        self.counts = torch.as_tensor(np.asarray(state["counts"]), dtype=torch.float64).clone()
 
     def compute(self, logits, targets, num_items_in_batch):
         if torch.is_grad_enabled():
             with torch.no_grad():
                 predicted = logits.argmax(-1)[target_mask(targets)]
-                predicted = predicted[predicted < self.counts.numel()].cpu()
-                self.counts += torch.bincount(predicted, minlength=self.counts.numel()).double()
+                predicted = predicted[predicted < self.counts.numel()]
+                new = torch.bincount(predicted, minlength=self.counts.numel()).double()
+                if torch.distributed.is_available() and torch.distributed.is_initialized():
+                    torch.distributed.all_reduce(new)  # every rank keeps the same, global counts
+                self.counts += new.cpu()
         weights = gather_weights(self.token_weights.to(logits.device), targets)
         return (weights * token_nll(logits, targets)).sum() / token_count(targets, num_items_in_batch)
 

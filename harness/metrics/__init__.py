@@ -7,7 +7,7 @@
 Importing the package registers every metric in METRICS; docs/metrics.md defines each one.
 """
 
-from harness.metrics.base import METRICS, Batch, Metric, MetricContext
+from harness.metrics.base import METRICS, Batch, Metric, MetricContext, token_ids_fn
 from harness.metrics import bleu, diversity, rare_tokens, rouge, self_bleu  # noqa: F401  (register metrics)
 from harness.metrics.rare_tokens import rare_token_profile
 from harness.metrics.suite import (
@@ -16,5 +16,5 @@ from harness.metrics.suite import (
 
 __all__ = [
     "METRICS", "Batch", "Metric", "MetricContext", "DEFAULT_METRICS", "RARE_TOKEN_METRICS",
-    "MetricResult", "PairedResult", "compare", "score", "rare_token_profile", "validate_inputs",
+    "MetricResult", "PairedResult", "compare", "score", "rare_token_profile", "token_ids_fn", "validate_inputs",
 ]

@@ -31,6 +31,12 @@ class MetricContext:
     self_bleu_max_outputs: int = 500  # self-BLEU is O(n^2): refuse larger output sets
 
 
+def token_ids_fn(tokenizer) -> Callable[[str], list[int]]:
+    """text -> the model's token ids without special tokens: how the training counts of the
+    rare-token metrics were made, so every caller must tokenize this one way."""
+    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 class Batch:
     """Predictions and references of one arm; shared, lazily built views live in `shared()`."""
 

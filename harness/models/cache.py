@@ -78,13 +78,9 @@ def source_fingerprint(source: Path) -> dict:
 
 
 def _versions(extra_package: str) -> dict[str, str]:
-    versions = {}
-    for name in (*RECORDED_VERSIONS, extra_package):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    from harness.provenance import package_versions
+
+    return package_versions((*RECORDED_VERSIONS, extra_package))
 
 
 def entry_dir(model: BuiltinModel, root: Path | None = None) -> Path:

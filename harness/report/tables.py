@@ -136,8 +136,10 @@ class _DeltaComputer:
         """The model's tokenizer as str -> ids, or None (with the reason kept for the footnote)."""
         if self._tokenize is None and self._tokenizer_error is None:
             try:
+                from harness.metrics import token_ids_fn
+
                 tokenizer = self.loader(self.group.model)
-                self._tokenize = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+                self._tokenize = token_ids_fn(tokenizer)
             except (HarnessError, OSError, ValueError, ImportError) as err:
                 self._tokenizer_error = str(err).splitlines()[0]
         return self._tokenize
@@ -489,14 +491,14 @@ def write_tables(tables: list[GroupTable], missing: list[Missing], out_dir: Path
     stems = group_stems([t.group for t in tables])
     written = []
     for table in tables:
-        stem = out_dir / stems[table.group.key]
+        stem = stems[table.group.key]  # may contain dots (qwen2.5-0.5b): append, never with_suffix
         outputs = {
-            stem.with_suffix(".csv"): table.main.to_csv(index=False),
-            stem.with_suffix(".tex"): to_latex(table),
-            stem.with_suffix(".md"): to_markdown(table) + "\n",
+            out_dir / f"{stem}.csv": table.main.to_csv(index=False),
+            out_dir / f"{stem}.tex": to_latex(table),
+            out_dir / f"{stem}.md": to_markdown(table) + "\n",
         }
         if table.ablation is not None:
-            outputs[Path(f"{stem}__ablation.csv")] = table.ablation.to_csv(index=False)
+            outputs[out_dir / f"{stem}__ablation.csv"] = table.ablation.to_csv(index=False)
         for path, text in outputs.items():
             write_text_atomic(path, text)
             written.append(path)

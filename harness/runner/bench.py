@@ -23,44 +23,55 @@ def arm_label(loss: str, options: dict[str, Any]) -> str:
     return f"{loss}(alpha={options['alpha']:g})" if "alpha" in options else loss
 
 
-def check_paired(a: PointResult, b: PointResult) -> dict[str, Any]:
-    """The two arms must differ only in the loss: same initial weights, same data order, same seed."""
+PAIRED_PROVENANCE = ("init_hash", "data_order_hash", "seed", "precision", "training_path", "world_size")
+
+
+def check_paired(a: PointResult, b: PointResult, config_a: dict, config_b: dict) -> dict[str, Any]:
+    """The two arms must differ only in the loss: the same resolved config otherwise (task,
+    prompts, budget, model, data), and the same initial weights, data order, seed, precision,
+    training path and number of processes as recorded when they ran."""
+    def without_loss(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in ("loss", "loss_options")}
+
+    if without_loss(config_a) != without_loss(config_b):
+        differing = sorted(k for k in set(config_a) | set(config_b)
+                           if k not in ("loss", "loss_options") and config_a.get(k) != config_b.get(k))
+        raise HarnessError(f"arms are not paired: their configs differ in {', '.join(differing)} "
+                           f"({a.path} vs {b.path})", "run both arms with the same task, model, data and seed")
     checks = {}
-    for key in ("init_hash", "data_order_hash", "seed"):
+    for key in PAIRED_PROVENANCE:
         left, right = a.provenance.get(key), b.provenance.get(key)
         if left != right:
             raise HarnessError(
                 f"arms are not paired: {key} differs ({left} vs {right}) between {a.path} and {b.path}",
-                "both arms must use the same model, seed, task config and data",
+                "both arms must use the same model, seed, task config, data and hardware setup",
             )
         checks[key] = left
     return checks
 
 
 def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
-    from harness.metrics import MetricContext, compare
+    from harness.metrics import MetricContext, compare, token_ids_fn
     from harness.models import load_tokenizer
 
-    config_a = read_json(a.path / CONFIG_FILE)
+    config_a, config_b = read_json(a.path / CONFIG_FILE), read_json(b.path / CONFIG_FILE)
     rows_a, rows_b = read_jsonl(a.path / GENERATIONS_FILE), read_jsonl(b.path / GENERATIONS_FILE)
     if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
         raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
                            "rerun both arms with the same task config")
     tokenizer = load_tokenizer(config_a["model"])
     counts = np.load(a.path / TRAIN_COUNTS_FILE, allow_pickle=False)
-    context = MetricContext(train_counts=counts,
-                            tokenize=lambda text: tokenizer(text, add_special_tokens=False)["input_ids"])
+    context = MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
     paired = compare(
         [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], [r["reference"] for r in rows_a],
         metrics=config_a["task"]["metrics"], context=context, n_boot=n_boot, seed=seed,
     )
-    config_b = read_json(b.path / CONFIG_FILE)
     return {
         "task": config_a["task"]["name"],
         "model": config_a["model"],
         "a": {"label": arm_label(config_a["loss"], config_a["loss_options"]), "path": str(a.path)},
         "b": {"label": arm_label(config_b["loss"], config_b["loss_options"]), "path": str(b.path)},
-        "paired_checks": check_paired(a, b),
+        "paired_checks": check_paired(a, b, config_a, config_b),
         "n_boot": n_boot,
         "bootstrap_seed": seed,
         "validation_ce": {"a": a.metrics.get("validation_ce"), "b": b.metrics.get("validation_ce")},

@@ -17,14 +17,15 @@ PROMPT_BUCKET = 64  # fast path: prompt lengths rounded up to this, so few stati
 FAST_BATCH = 64
 
 
-def generation_kwargs(gen_config: Any, tokenizer) -> dict[str, Any]:
+def generation_kwargs(gen_config: Any, tokenizer, model_eos: int | list[int] | None = None) -> dict[str, Any]:
     """Translate the task's generation settings into `model.generate` arguments."""
     kwargs: dict[str, Any] = {
         "max_new_tokens": gen_config.max_new_tokens,
         "num_beams": gen_config.num_beams,
         "do_sample": gen_config.do_sample,
         "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
+        # The model's generation_config may list extra stop ids (e.g. <|eot_id|>); keep them all.
+        "eos_token_id": model_eos if model_eos is not None else tokenizer.eos_token_id,
     }
     if gen_config.do_sample:
         kwargs["temperature"] = gen_config.temperature
@@ -51,7 +52,7 @@ def generate(
     """Decode continuations of `prompts` (token id lists); one string per prompt, in input order."""
     model.eval()
     device = next(model.parameters()).device
-    kwargs = generation_kwargs(gen_config, tokenizer)
+    kwargs = generation_kwargs(gen_config, tokenizer, getattr(model.generation_config, "eos_token_id", None))
     fast = fast and not is_encoder_decoder
     if fast:
         kwargs["cache_implementation"] = "static"

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-IGNORE_INDEX = -100
+from harness.labels import IGNORE_INDEX
+
 
 
 def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:

@@ -77,20 +77,43 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
     if store.is_complete() and not force:
         store.claim(point.resolved)  # refuses a folder that holds another config
         return _load_result(store, skipped=True)
+    lock, decision, failure = None, "run", None
     if state.is_main_process:
-        if force and store.path.exists():
-            moved = store.archive()
-            print(f"--force: earlier results moved to {moved}")
-        store.claim(point.resolved)
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return _execute(point, state, progress)
+        try:
+            if force and store.path.exists():
+                print(f"--force: earlier results moved to {store.archive()}")
+            store.claim(point.resolved)
+            lock = PointLock(store.path).acquire()
+            if store.is_complete() and not force:
+                decision = "done"  # another process finished it while we waited
+        except HarnessError as err:
+            decision, failure = "failed", err
+    decision = rank_zero_decision(state, decision)  # every rank follows the main process
+    if decision == "failed":
+        raise failure or HarnessError("the main process could not start this point; see its error",
+                                      "fix what rank 0 reported and rerun")
     try:
-        with PointLock(store.path):
-            return _execute(point, state, progress)
-    except HarnessError:
-        store.discard_if_unstarted()  # a bad input leaves no empty point folder behind
+        if decision == "done":
+            return _load_result(store, skipped=True)
+        return _execute(point, state, progress)
+    except BaseException:
+        if state.is_main_process:
+            store.discard_if_unstarted()  # a bad input leaves no empty point folder behind
         raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def rank_zero_decision(state, decision: str) -> str:
+    """The main process's decision, seen by every rank (a collective: all ranks call it)."""
+    if state.num_processes == 1:
+        return decision
+    from accelerate.utils import broadcast_object_list
+
+    box = [decision]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
 
 
 def _load_result(store: PointStore, skipped: bool) -> PointResult:
@@ -129,6 +152,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from harness.models import load_model
     from harness.provenance import provenance
     from harness.runner.dist import fast_paths_enabled
+    from harness.runner.evaluation import validation_ce
     from harness.runner.generation import generate
     from harness.runner.training import prepare_training
 
@@ -150,14 +174,15 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     start = time.perf_counter()
     setup.trainer.train(resume_from_checkpoint=setup.resume_from)
     timings["train_s"] = time.perf_counter() - start
-    eval_metrics = setup.trainer.evaluate() if setup.has_validation else {}
     state.wait_for_everyone()
     if not state.is_main_process:
         return PointResult(store.path, {}, {}, skipped=False)
+    unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
+    val_ce = (validation_ce(unwrapped, tokenizer, setup.trainer.eval_dataset, is_encoder_decoder=is_encoder_decoder,
+                            batch_size=task.training.per_device_eval_batch_size) if setup.has_validation else None)
 
     start = time.perf_counter()
     gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
-    unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
     fast_generation = fast_paths_enabled(run.fast) and not is_encoder_decoder
     predictions = generate(
         unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
@@ -176,7 +201,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     start = time.perf_counter()
     metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
     timings["score_s"] = time.perf_counter() - start
-    metrics["validation_ce"] = eval_metrics.get("eval_loss")
+    metrics["validation_ce"] = val_ce
     write_jsonl_atomic(store.file(TRAIN_LOG_FILE), setup.trainer.state.log_history)
     prov = {
         **provenance(),
@@ -203,14 +228,11 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
 
 def score_point(task, rows: list[dict], tokenizer, train_counts, *, seed: int) -> dict[str, Any]:
     """The task's metrics with bootstrap CIs, plus the rare-token profile against training frequencies."""
-    from harness.metrics import MetricContext, rare_token_profile, score
+    from harness.metrics import MetricContext, rare_token_profile, score, token_ids_fn
 
     predictions = [r["prediction"] for r in rows]
     references = [r["reference"] for r in rows]
-
-    def tokenize(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
+    tokenize = token_ids_fn(tokenizer)
     context = MetricContext(train_counts=train_counts, tokenize=tokenize)
     results = score(predictions, references, metrics=task.metrics, context=context, seed=seed)
     return {

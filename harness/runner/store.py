@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ class PointStore:
     def discard_if_unstarted(self) -> None:
         """Remove the folder when it holds nothing but its config (the run failed before training
         wrote anything), so a typo or an offline dataset leaves no half-point for the tables."""
-        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {CONFIG_FILE}:
+        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {CONFIG_FILE, LOCK_FILE}:
             shutil.rmtree(self.path)
             for parent in (self.path.parent, self.path.parent.parent):  # <model>/ and <task>/ if now empty
                 try:
@@ -85,31 +86,48 @@ class PointStore:
 class PointLock:
     """An exclusive lock file, so two processes (e.g. a sweep over GPUs) never run the same point.
 
-    A lock left by a dead process is taken over.
+    The lock file appears atomically with the holder's pid already in it (written to a temp file,
+    then hard-linked into place), so a reader never sees an empty lock. A lock whose process is
+    dead is taken over.
     """
 
     def __init__(self, folder: Path):
         self.path = folder / LOCK_FILE
 
-    def __enter__(self) -> "PointLock":
+    def acquire(self) -> "PointLock":
         for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if self._holder_alive():
-                    raise HarnessError(
-                        f"{self.path.parent} is being run by another process (pid {self._holder()})",
-                        "wait for it to finish, or delete the .lock file if that process is gone",
-                    ) from None
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            return self
+            if self._try_link():
+                return self
+            holder = self._holder()
+            if holder is not None and holder != os.getpid() and _alive(holder):
+                raise HarnessError(
+                    f"{self.path.parent} is being run by another process (pid {holder})",
+                    "wait for it to finish, or delete the .lock file if that process is gone",
+                )
+            self.path.unlink(missing_ok=True)  # stale: its process is gone
         raise HarnessError(f"could not lock {self.path}", "retry")
 
+    def release(self) -> None:
+        if self._holder() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "PointLock":
+        return self.acquire()
+
     def __exit__(self, *exc) -> None:
-        self.path.unlink(missing_ok=True)
+        self.release()
+
+    def _try_link(self) -> bool:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".lock.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(os.getpid()))
+            os.link(tmp, self.path)  # fails if the lock exists: atomic test-and-set
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
 
     def _holder(self) -> int | None:
         try:
@@ -117,14 +135,12 @@ class PointLock:
         except (OSError, ValueError):
             return None
 
-    def _holder_alive(self) -> bool:
-        pid = self._holder()
-        if pid is None or pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
+    return True

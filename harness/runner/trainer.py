@@ -116,14 +116,16 @@ class PairedTrainer(Trainer):
         return result
 
 
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """Newest checkpoint whose trainer_state.json exists: the Trainer writes that file last, so a
-    checkpoint cut short by a kill mid-save is never resumed from."""
+def last_complete_checkpoint(folder: Path, extra_files: tuple[str, ...] = ()) -> Path | None:
+    """Newest checkpoint whose trainer_state.json (the Trainer writes it last) and `extra_files`
+    (written after it, e.g. a stateful loss's state) exist, so a checkpoint cut short by a kill
+    mid-save is never resumed from."""
     if not folder.is_dir():
         return None
     found = []
     for child in folder.iterdir():
         match = CHECKPOINT_RE.match(child.name)
-        if match and child.is_dir() and (child / "trainer_state.json").is_file():
+        needed = ("trainer_state.json", *extra_files)
+        if match and child.is_dir() and all((child / name).is_file() for name in needed):
             found.append((int(match.group(1)), child))
     return max(found)[1] if found else None

@@ -46,6 +46,23 @@ class KillAfterSave(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+LOSS_STATE_FILE = "loss_state.npz"
+
+
+class SaveLossState(TrainerCallback):
+    """A loss with training state (face-online's running output counts) saves it into every
+    checkpoint, so a resumed run continues exactly where the killed one stopped."""
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            with open(folder / LOSS_STATE_FILE, "wb") as handle:
+                np.savez(handle, **self.loss.state_dict())
+
+
 def cache_root() -> Path:
     from harness.models import model_cache_dir
 
@@ -70,7 +87,7 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
         learning_rate=budget.learning_rate,
         num_train_epochs=budget.num_train_epochs,
         max_steps=budget.max_steps if budget.max_steps else -1,
-        warmup_steps=budget.warmup_ratio,
+        warmup_steps=budget.warmup_ratio,  # transformers 5 reads a value below 1 as a ratio of the steps
         weight_decay=budget.weight_decay,
         max_grad_norm=budget.max_grad_norm,
         gradient_checkpointing=budget.gradient_checkpointing,
@@ -165,9 +182,15 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         loss_scaled_for_accumulation=loss_fn.scaled_for_grad_accumulation,
         chunked_head=model.get_output_embeddings() if fast else None,
     )
+    stateful = hasattr(loss_fn, "state_dict")
+    if stateful:
+        trainer.add_callback(SaveLossState(loss_fn))
     if os.environ.get(KILL_AFTER_SAVE_ENV):
         trainer.add_callback(KillAfterSave(int(os.environ[KILL_AFTER_SAVE_ENV])))
-    resume = last_complete_checkpoint(store.checkpoints)
+    resume = last_complete_checkpoint(store.checkpoints, (LOSS_STATE_FILE,) if stateful else ())
+    if resume is not None and stateful:
+        with np.load(resume / LOSS_STATE_FILE, allow_pickle=False) as saved:
+            loss_fn.load_state_dict(dict(saved))
     summary = {
         "source": loss_frequencies.source,
         "total_tokens": int(loss_frequencies.total),
