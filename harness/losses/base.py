@@ -89,7 +89,12 @@ class TokenLoss:
         return self.compute(logits, targets, num_items_in_batch)
 
     def compute(self, logits, targets, num_items_in_batch) -> torch.Tensor:
-        raise NotImplementedError
+        """sum(w * nll) / divisor, from `target_weights`; losses of another form override this."""
+        weighted = self.target_weights(targets, num_items_in_batch)
+        if weighted is None:
+            raise NotImplementedError(f"{type(self).__name__} must define compute or target_weights")
+        weights, divisor = weighted
+        return (weights * token_nll(logits, targets)).sum() / divisor
 
     def target_weights(self, targets, num_items_in_batch=None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(w [targets.shape] float32, divisor) when this loss is sum(w * nll) / divisor, so a chunked

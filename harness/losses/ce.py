@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from harness.losses.base import (
-    LOSSES, LossContext, LossSpec, TokenLoss, mean_over_tokens, target_mask, token_count, token_nll,
+    LOSSES, LossContext, LossSpec, TokenLoss, target_mask, token_count,
 )
 
 
@@ -17,9 +17,6 @@ class CrossEntropyLoss(TokenLoss):
     """mean over target tokens of -log p(y_t): sum / num_items_in_batch (accumulation invariant)."""
 
     name = "ce"
-
-    def compute(self, logits, targets, num_items_in_batch):
-        return mean_over_tokens(token_nll(logits, targets), targets, num_items_in_batch)
 
     def target_weights(self, targets, num_items_in_batch=None):
         return target_mask(targets).float(), token_count(targets, num_items_in_batch)

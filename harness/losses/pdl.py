@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import HarnessError
 from harness.losses.base import (
-    LOSSES, LossContext, LossSpec, TokenLoss, gather_weights, token_count, token_nll, weight_table,
+    LOSSES, LossContext, LossSpec, TokenLoss, gather_weights, token_count, weight_table,
 )
 
 
@@ -127,10 +127,6 @@ class PowerLawDecayLoss(TokenLoss):
         self.scaled_for_grad_accumulation = not per_batch
         self._id_limit = id_limit  # official table only covers ids < tokenizer.vocab_size
         self._tables: dict = {}
-
-    def compute(self, logits, targets, num_items_in_batch):
-        weights, divisor = self.target_weights(targets, num_items_in_batch)
-        return (weights * token_nll(logits, targets)).sum() / divisor
 
     def target_weights(self, targets, num_items_in_batch=None):
         if self._id_limit is not None and bool((targets >= self._id_limit).any()):

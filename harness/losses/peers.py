@@ -59,10 +59,6 @@ class FACELoss(TokenLoss):
         self.token_weights = torch.as_tensor(weights, dtype=torch.float32)
         self._tables: dict = {}
 
-    def compute(self, logits, targets, num_items_in_batch):
-        weights, divisor = self.target_weights(targets, num_items_in_batch)
-        return (weights * token_nll(logits, targets)).sum() / divisor
-
     def target_weights(self, targets, num_items_in_batch=None):
         weights = gather_weights(weight_table(self.token_weights, targets.device, self._tables), targets)
         return weights, token_count(targets, num_items_in_batch)

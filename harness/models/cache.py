@@ -9,7 +9,6 @@ publish with an atomic rename, so concurrent runs never see or produce a half-wr
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import shutil

@@ -142,7 +142,7 @@ def quality_vs_diversity(group: Group, frame: pd.DataFrame | None = None, *, qua
     ax.set_ylabel(f"{quality} ({unit_of(quality)})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _title(fig, group, f"Quality vs diversity, one point per arm")
+    _title(fig, group, "Quality vs diversity, one point per arm")
     return fig
 
 

@@ -6,6 +6,7 @@ can be redone on a CPU without the model.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,6 @@ from harness.runner.config import RunConfig
 from harness.runner.point import PointResult, run_point
 from harness.runner.store import CONFIG_FILE, GENERATIONS_FILE, TRAIN_COUNTS_FILE
 from harness.stats import format_p_value
-
-
-def arm_label(loss: str, options: dict[str, Any]) -> str:
-    return f"{loss}(alpha={options['alpha']:g})" if "alpha" in options else loss
 
 
 PAIRED_PROVENANCE = ("init_hash", "data_order_hash", "seed", "precision", "training_path", "world_size")
@@ -50,6 +47,15 @@ def check_paired(a: PointResult, b: PointResult, config_a: dict, config_b: dict)
     return checks
 
 
+def two_arm_labels(config_a: dict, config_b: dict) -> tuple[str, str]:
+    """The same short labels the tables use (`ce`, `pdl(alpha=1)`, plus what tells twins apart)."""
+    from harness.report.collect import arm_labels
+
+    arms = [(c["loss"], json.dumps(c["loss_options"], sort_keys=True)) for c in (config_a, config_b)]
+    labels = arm_labels(arms)
+    return labels[arms[0]], labels[arms[1]]
+
+
 def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
     from harness.metrics import MetricContext, compare, token_ids_fn
     from harness.models import load_tokenizer
@@ -66,11 +72,12 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
         [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], [r["reference"] for r in rows_a],
         metrics=config_a["task"]["metrics"], context=context, n_boot=n_boot, seed=seed,
     )
+    label_a, label_b = two_arm_labels(config_a, config_b)
     return {
         "task": config_a["task"]["name"],
         "model": config_a["model"],
-        "a": {"label": arm_label(config_a["loss"], config_a["loss_options"]), "path": str(a.path)},
-        "b": {"label": arm_label(config_b["loss"], config_b["loss_options"]), "path": str(b.path)},
+        "a": {"label": label_a, "path": str(a.path)},
+        "b": {"label": label_b, "path": str(b.path)},
         "paired_checks": check_paired(a, b, config_a, config_b),
         "n_boot": n_boot,
         "bootstrap_seed": seed,
