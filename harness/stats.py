@@ -12,6 +12,7 @@ Conventions (also in docs/metrics.md):
   shifted by the bootstrap bias (estimate - mean of replicates): a resample repeats some examples,
   and repeated examples add tokens but no new n-gram types, so resampled distinct-n and vocabulary
   sizes sit well below the estimate. Means of example-level metrics need no shift.
+  A metric's interval is then clipped to the metric's range; an interval of a difference is not.
 - p-value: two-sided paired bootstrap test. The replicates of delta = B - A, centred at their mean,
   stand in for the null distribution: p = (1 + #{|delta* - mean(delta*)| >= |delta|}) / (1 + n_boot).
   Identical arms give p = 1; the smallest reachable p is 1 / (1 + n_boot).
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from harness.errors import HarnessError
 
 CI_LEVEL = 0.95
 Statistic = Callable[[np.ndarray], np.ndarray]  # weights [k, n] -> values [k]
+K = TypeVar("K")
 
 
 def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -53,26 +55,29 @@ def weight_chunks(indices: np.ndarray, chunk_rows: int = 32) -> Iterator[tuple[s
         yield slice(start, start + k), counts
 
 
-def replicates(statistic: Statistic, indices: np.ndarray) -> np.ndarray:
-    """The statistic on every resample in `indices`."""
-    out = np.empty(indices.shape[0])
+def replicates(statistics: Mapping[K, Statistic], indices: np.ndarray) -> dict[K, np.ndarray]:
+    """Each statistic on every resample in `indices`; one weight matrix per chunk serves them all."""
+    out = {key: np.empty(indices.shape[0]) for key in statistics}
     for rows, weights in weight_chunks(indices):
-        out[rows] = statistic(weights)
+        for key, statistic in statistics.items():
+            out[key][rows] = statistic(weights)
     return out
 
 
-def point_estimate(statistic: Statistic, n: int) -> float:
-    """The statistic on the observed data (every example once)."""
-    return float(statistic(np.ones((1, n)))[0])
+def interval(reps: np.ndarray, point: float, *, bias_shift: bool = False,
+             bounds: tuple[float, float] = (-math.inf, math.inf), level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile interval of the replicates of `point`; NaNs when there are no replicates.
 
-
-def percentile_interval(reps: np.ndarray, *, shift: float = 0.0, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile interval of the replicates (plus `shift`); NaNs when there are no replicates."""
+    `bias_shift` (corpus metrics) moves it by point - mean(reps), see the module doc; `bounds`
+    clips it to the metric's range (a shifted interval can otherwise leave it, e.g. distinct-n > 1).
+    """
     if reps.size == 0:
         return math.nan, math.nan
+    shift = point - float(reps.mean()) if bias_shift else 0.0
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(reps, [tail, 100.0 - tail])
-    return float(low + shift), float(high + shift)
+    low, high = np.clip([float(low + shift), float(high + shift)], *bounds)
+    return float(low), float(high)
 
 
 def paired_p_value(delta: float, delta_reps: np.ndarray) -> float:
@@ -85,71 +90,15 @@ def paired_p_value(delta: float, delta_reps: np.ndarray) -> float:
     return (1 + extreme) / (1 + delta_reps.size)
 
 
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
+def summarize_paired(a: float, b: float, delta_reps: np.ndarray, *, bias_shift: bool) -> dict[str, float]:
+    """delta = b - a with its interval and p-value, from the paired replicates of delta.
 
-
-@dataclass(frozen=True)
-class PairedInterval:
-    a: float
-    b: float
-    delta: float  # b - a
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n: int
-
-
-def bootstrap(statistic: Statistic, n: int, *, n_boot: int = 1000, seed: int = 0,
-              bias_shift: bool = False) -> Interval:
-    """Estimate and 95% interval of any weight-matrix statistic (`bias_shift` for corpus metrics)."""
-    indices = resample_indices(n, n_boot, seed)
-    value = point_estimate(statistic, n)
-    reps = replicates(statistic, indices)
-    shift = value - float(reps.mean()) if bias_shift and reps.size else 0.0
-    return Interval(value, *percentile_interval(reps, shift=shift), n)
-
-
-def paired_bootstrap(statistic_a: Statistic, statistic_b: Statistic, n: int, *, n_boot: int = 1000,
-                     seed: int = 0, bias_shift: bool = False) -> PairedInterval:
-    """B - A with a paired bootstrap: both arms are scored on the same resampled examples."""
-    indices = resample_indices(n, n_boot, seed)
-    a, b = point_estimate(statistic_a, n), point_estimate(statistic_b, n)
-    delta_reps = replicates(statistic_b, indices) - replicates(statistic_a, indices)
-    return summarize_paired(a, b, delta_reps, n, bias_shift=bias_shift)
-
-
-def summarize_paired(a: float, b: float, delta_reps: np.ndarray, n: int, *, bias_shift: bool) -> PairedInterval:
+    Returns the keys delta, ci_low, ci_high, p_value (the fields of harness.metrics.PairedResult).
+    A delta has no fixed range, so its interval is never clipped.
+    """
     delta = b - a
-    shift = delta - float(delta_reps.mean()) if bias_shift and delta_reps.size else 0.0
-    low, high = percentile_interval(delta_reps, shift=shift)
-    return PairedInterval(a, b, delta, low, high, paired_p_value(delta, delta_reps), n)
-
-
-def mean_statistic(values: Sequence[float]) -> Statistic:
-    """The weighted mean of per-example values, as a weight-matrix statistic."""
-    x = np.asarray(values, dtype=np.float64)
-    return lambda weights: weights @ x / weights.sum(axis=1)
-
-
-def bootstrap_mean(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0) -> Interval:
-    """Mean of per-example values with a seeded percentile bootstrap 95% interval."""
-    x = _as_values(values)
-    return bootstrap(mean_statistic(x), x.size, n_boot=n_boot, seed=seed)
-
-
-def paired_bootstrap_mean(values_a: Sequence[float], values_b: Sequence[float], *, n_boot: int = 1000,
-                          seed: int = 0) -> PairedInterval:
-    """Mean difference B - A of paired per-example values, with interval and paired bootstrap p."""
-    a, b = _as_values(values_a), _as_values(values_b)
-    if a.size != b.size:
-        raise HarnessError(f"paired values differ in length ({a.size} vs {b.size})",
-                           "both arms must be scored on the same examples")
-    return paired_bootstrap(mean_statistic(a), mean_statistic(b), a.size, n_boot=n_boot, seed=seed)
+    low, high = interval(delta_reps, delta, bias_shift=bias_shift)
+    return {"delta": delta, "ci_low": low, "ci_high": high, "p_value": paired_p_value(delta, delta_reps)}
 
 
 @dataclass(frozen=True)

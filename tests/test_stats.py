@@ -1,10 +1,30 @@
-"""Bootstrap intervals, paired tests and across-seed summaries."""
+"""The statistics behind every published number: resampling, intervals, paired tests, seed summaries.
+
+score(), compare() and the report tables all go through stats.replicates, stats.interval and
+stats.summarize_paired; these tests drive those functions on synthetic data with a known truth.
+"""
 
 import numpy as np
 import pytest
 
 from harness import stats
 from harness.errors import HarnessError
+
+
+def mean_of(x):
+    """The weighted mean of per-example values as a weight-matrix statistic (what example metrics use)."""
+    return lambda weights: weights @ x / weights.sum(axis=1)
+
+
+def mean_interval(x, *, n_boot, seed):
+    reps = stats.replicates({"mean": mean_of(x)}, stats.resample_indices(x.size, n_boot, seed))["mean"]
+    return stats.interval(reps, float(x.mean()))
+
+
+def paired_means(a, b, *, n_boot, seed=0):
+    indices = stats.resample_indices(a.size, n_boot, seed)
+    reps = stats.replicates({"a": mean_of(a), "b": mean_of(b)}, indices)
+    return stats.summarize_paired(float(a.mean()), float(b.mean()), reps["b"] - reps["a"], bias_shift=False)
 
 
 def test_weight_matrix_counts_each_resampled_index():
@@ -15,50 +35,99 @@ def test_weight_matrix_counts_each_resampled_index():
         np.testing.assert_array_equal(rows[r], np.bincount(idx, minlength=7))
 
 
-def test_bootstrap_mean_contains_true_mean_and_narrows_with_n():
+def test_replicates_evaluate_every_statistic_on_every_resample():
+    x = np.random.default_rng(5).normal(size=30)
+    indices = stats.resample_indices(30, 70, seed=2)  # 70 rows: spans three weight chunks
+    reps = stats.replicates({"mean": mean_of(x), "max": lambda w: np.where(w > 0, x, -np.inf).max(axis=1)}, indices)
+    np.testing.assert_allclose(reps["mean"], x[indices].mean(axis=1))
+    np.testing.assert_array_equal(reps["max"], x[indices].max(axis=1))
+
+
+def test_interval_contains_true_mean_and_narrows_with_n():
     rng = np.random.default_rng(0)
     widths, covered = [], 0
     for trial in range(20):
-        x = rng.normal(5.0, 2.0, 400)
-        interval = stats.bootstrap_mean(x, n_boot=500, seed=trial)
-        assert interval.value == pytest.approx(x.mean())
-        covered += interval.ci_low <= 5.0 <= interval.ci_high
+        low, high = mean_interval(rng.normal(5.0, 2.0, 400), n_boot=500, seed=trial)
+        covered += low <= 5.0 <= high
     assert covered >= 16  # nominal 95%: 19 of 20 expected; 16 leaves room for chance
     for n in (100, 1600):
-        interval = stats.bootstrap_mean(rng.normal(5.0, 2.0, n), n_boot=500, seed=1)
-        widths.append(interval.ci_high - interval.ci_low)
+        low, high = mean_interval(rng.normal(5.0, 2.0, n), n_boot=500, seed=1)
+        widths.append(high - low)
         # ~ 2 * 1.96 * sigma / sqrt(n)
         assert widths[-1] == pytest.approx(2 * 1.96 * 2.0 / np.sqrt(n), rel=0.25)
     assert widths[1] < widths[0] / 3
 
 
+def test_interval_is_the_percentile_interval_of_the_replicates():
+    reps = np.arange(1001, dtype=float)  # percentiles 2.5 and 97.5 are exactly 25 and 975
+    assert stats.interval(reps, 500.0) == pytest.approx((25.0, 975.0))
+    assert stats.interval(reps, 500.0, level=0.5) == pytest.approx((250.0, 750.0))
+
+
+def test_bias_shift_moves_the_interval_by_estimate_minus_replicate_mean():
+    """Corpus metrics (distinct-n, vocabulary) sit lower on resamples; the shift re-centres them."""
+    reps = np.arange(1001, dtype=float)  # mean 500
+    assert stats.interval(reps, 530.0) == pytest.approx((25.0, 975.0))  # example metrics: no shift
+    assert stats.interval(reps, 530.0, bias_shift=True) == pytest.approx((55.0, 1005.0))
+
+
+def test_interval_is_clipped_to_the_metric_bounds():
+    reps = np.linspace(0.6, 0.98, 1001)
+    low, high = stats.interval(reps, 1.0, bias_shift=True, bounds=(0.0, 1.0))  # shifted high would be ~1.2
+    assert high == 1.0 and low == pytest.approx(0.6095 + (1.0 - 0.79))
+    assert stats.interval(-reps, -1.0, bounds=(-0.9, 0.0))[0] == -0.9
+
+
 def test_paired_identical_arms_give_p_one():
     x = np.random.default_rng(1).normal(size=200)
-    result = stats.paired_bootstrap_mean(x, x, n_boot=300)
-    assert result.delta == 0.0 and result.p_value == 1.0 and result.ci_low == result.ci_high == 0.0
+    result = paired_means(x, x, n_boot=300)
+    assert result == {"delta": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
 
 
 def test_paired_clear_shift_gives_small_p():
     rng = np.random.default_rng(2)
     a = rng.normal(size=300)
     b = a + 0.5 + rng.normal(scale=0.1, size=300)
-    result = stats.paired_bootstrap_mean(a, b, n_boot=999)
-    assert result.delta == pytest.approx(np.mean(b - a))
-    assert result.p_value == pytest.approx(1 / 1000)  # smallest reachable p
-    assert 0.45 < result.ci_low < result.delta < result.ci_high < 0.55
+    result = paired_means(a, b, n_boot=999)
+    assert result["delta"] == pytest.approx(np.mean(b - a))
+    assert result["p_value"] == pytest.approx(1 / 1000)  # smallest reachable p
+    assert 0.45 < result["ci_low"] < result["delta"] < result["ci_high"] < 0.55
 
 
 def test_paired_no_real_difference_gives_large_p():
     rng = np.random.default_rng(3)
     a = rng.normal(size=300)
     b = a + rng.normal(scale=1.0, size=300)  # noise only: p should not be small
-    assert stats.paired_bootstrap_mean(a, b, n_boot=999, seed=3).p_value > 0.05
+    assert paired_means(a, b, n_boot=999, seed=3)["p_value"] > 0.05
+
+
+def test_paired_p_value_counts_centred_replicates_at_least_as_extreme():
+    delta_reps = np.array([0.0, 1.0, 2.0, 3.0, 4.0])  # centred: -2, -1, 0, 1, 2
+    assert stats.paired_p_value(1.0, delta_reps) == (1 + 4) / 6
+    assert stats.paired_p_value(-2.0, delta_reps) == (1 + 2) / 6
+    assert stats.paired_p_value(2.5, delta_reps) == 1 / 6
+
+
+def test_summarize_paired_shifts_a_corpus_delta_but_never_clips_it():
+    delta_reps = np.arange(1001, dtype=float) - 2000.0  # mean -1500, far below any bound
+    result = stats.summarize_paired(1.0, 0.0, delta_reps, bias_shift=True)  # delta -1
+    assert result["delta"] == -1.0
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((-1975.0 + 1499.0, -1025.0 + 1499.0))
 
 
 def test_deterministic_for_a_seed():
     x = np.random.default_rng(4).normal(size=50)
-    assert stats.bootstrap_mean(x, seed=7) == stats.bootstrap_mean(x, seed=7)
-    assert stats.bootstrap_mean(x, seed=7) != stats.bootstrap_mean(x, seed=8)
+    assert mean_interval(x, n_boot=200, seed=7) == mean_interval(x, n_boot=200, seed=7)
+    assert mean_interval(x, n_boot=200, seed=7) != mean_interval(x, n_boot=200, seed=8)
+    y = x + np.random.default_rng(5).normal(size=50)
+    assert paired_means(x, y, n_boot=200, seed=7) == paired_means(x, y, n_boot=200, seed=7)
+
+
+def test_no_resamples_gives_nan_interval_and_p():
+    interval = stats.interval(np.empty(0), 1.5, bias_shift=True, bounds=(0.0, 1.0))
+    assert np.isnan(interval).all()
+    result = stats.summarize_paired(1.0, 2.0, np.empty(0), bias_shift=True)
+    assert result["delta"] == 1.0 and np.isnan([result["ci_low"], result["ci_high"], result["p_value"]]).all()
 
 
 def test_across_seeds_is_mean_std_n():
@@ -69,15 +138,12 @@ def test_across_seeds_is_mean_std_n():
     assert stats.across_seeds([3.0]).std is None
 
 
-def test_no_resamples_gives_nan_interval():
-    interval = stats.bootstrap_mean([1.0, 2.0], n_boot=0)
-    assert interval.value == 1.5 and np.isnan(interval.ci_low) and np.isnan(interval.ci_high)
-
-
-def test_bad_values():
+def test_bad_input():
     with pytest.raises(HarnessError):
-        stats.bootstrap_mean([])
+        stats.across_seeds([])
     with pytest.raises(HarnessError):
-        stats.bootstrap_mean([1.0, float("nan")])
-    with pytest.raises(HarnessError, match="differ in length"):
-        stats.paired_bootstrap_mean([1.0, 2.0], [1.0])
+        stats.across_seeds([1.0, float("nan")])
+    with pytest.raises(HarnessError, match="empty"):
+        stats.resample_indices(0, 10, seed=0)
+    with pytest.raises(HarnessError, match="n_boot"):
+        stats.resample_indices(5, -1, seed=0)

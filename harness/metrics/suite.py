@@ -8,6 +8,7 @@ for the interval and p-value definitions.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -112,20 +113,18 @@ def _check_settings(n_boot: int, workers: int) -> None:
         raise HarnessError(f"workers must be a positive integer, got {workers!r}", "use 1 or the number of cores")
 
 
-def _replicates(metrics: list[Metric], stats_by_name: dict[str, Any], indices: np.ndarray) -> dict[str, np.ndarray]:
-    out = {m.name: np.empty(indices.shape[0]) for m in metrics}
-    for rows, weights in stats.weight_chunks(indices):
-        for m in metrics:
-            out[m.name][rows] = m.values(stats_by_name[m.name], weights)
-    return out
-
-
-def _compute_all(metrics: list[Metric], batch: Batch) -> tuple[dict[str, Any], dict[str, float], dict[str, dict]]:
+def estimates(metrics: list[Metric], batch: Batch,
+              indices: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Each metric's point estimate (every example once) and its values on the resamples in `indices`."""
     computed = {m.name: m.compute(batch) for m in metrics}
     ones = np.ones((1, len(batch)))
     point = {m.name: float(m.values(computed[m.name], ones)[0]) for m in metrics}
-    details = {m.name: (m.details(batch) if m.details else {}) for m in metrics}
-    return computed, point, details
+    reps = stats.replicates({m.name: partial(m.values, computed[m.name]) for m in metrics}, indices)
+    return point, reps
+
+
+def _details(metrics: list[Metric], batch: Batch) -> dict[str, dict]:
+    return {m.name: (m.details(batch) if m.details else {}) for m in metrics}
 
 
 def score(predictions: list[str], references: list[str], *, metrics: list[str] | None = None,
@@ -137,13 +136,12 @@ def score(predictions: list[str], references: list[str], *, metrics: list[str] |
     chosen = resolve_metrics(metrics, context)
     batch = Batch(list(predictions), list(references), context, workers=workers,
                   wanted=frozenset(m.name for m in chosen))
-    computed, point, details = _compute_all(chosen, batch)
-    reps = _replicates(chosen, computed, stats.resample_indices(len(batch), n_boot, seed))
+    point, reps = estimates(chosen, batch, stats.resample_indices(len(batch), n_boot, seed))
+    details = _details(chosen, batch)
     results = {}
     for m in chosen:
-        shift = point[m.name] - float(reps[m.name].mean()) if m.level == "corpus" and n_boot else 0.0
-        low, high = np.clip(stats.percentile_interval(reps[m.name], shift=shift), *m.bounds)
-        results[m.name] = MetricResult(m.name, m.level, m.higher_is_better, point[m.name], float(low), float(high),
+        low, high = stats.interval(reps[m.name], point[m.name], bias_shift=m.level == "corpus", bounds=m.bounds)
+        results[m.name] = MetricResult(m.name, m.level, m.higher_is_better, point[m.name], low, high,
                                        len(batch), details[m.name])
     return results
 
@@ -159,16 +157,19 @@ def compare(predictions_a: list[str], predictions_b: list[str], references: list
     wanted = frozenset(m.name for m in chosen)
     batch_a = Batch(list(predictions_a), list(references), context, workers=workers, wanted=wanted)
     batch_b = Batch(list(predictions_b), list(references), context, workers=workers, wanted=wanted)
-    computed_a, point_a, details = _compute_all(chosen, batch_a)
-    computed_b, point_b, _ = _compute_all(chosen, batch_b)
     indices = stats.resample_indices(len(references), n_boot, seed)
-    reps_a = _replicates(chosen, computed_a, indices)
-    reps_b = _replicates(chosen, computed_b, indices)
-    results = {}
-    for m in chosen:
-        paired = stats.summarize_paired(point_a[m.name], point_b[m.name], reps_b[m.name] - reps_a[m.name],
-                                        len(references), bias_shift=m.level == "corpus")
-        results[m.name] = PairedResult(m.name, m.higher_is_better, paired.a, paired.b, paired.delta,
-                                       paired.ci_low, paired.ci_high, paired.p_value, paired.n,
-                                       m.level, details[m.name])
-    return results
+    point_a, reps_a = estimates(chosen, batch_a, indices)
+    point_b, reps_b = estimates(chosen, batch_b, indices)
+    details = _details(chosen, batch_a)
+    return {m.name: paired_result(m, point_a[m.name], point_b[m.name], reps_b[m.name] - reps_a[m.name],
+                                  len(references), details[m.name])
+            for m in chosen}
+
+
+def paired_result(metric: Metric, a: float, b: float, delta_reps: np.ndarray, n: int,
+                  details: dict[str, Any] | None = None) -> PairedResult:
+    """B - A for one metric from both point estimates and the paired replicates of the delta;
+    shared by compare() and the seed-averaged report tables so both publish the same statistic."""
+    summary = stats.summarize_paired(a, b, delta_reps, bias_shift=metric.level == "corpus")
+    return PairedResult(metric.name, metric.higher_is_better, a, b, n=n, level=metric.level,
+                        details=details or {}, **summary)

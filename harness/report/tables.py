@@ -80,8 +80,8 @@ def seed_averaged_compare(runs: list[tuple[list[str], list[str], list[str], Any]
     `runs` holds (predictions_a, predictions_b, references, MetricContext) per seed, all on the same
     test examples in the same order. With a single run this equals `harness.metrics.compare`.
     """
-    from harness.metrics import Batch, PairedResult
-    from harness.metrics.suite import resolve_metrics
+    from harness.metrics import Batch
+    from harness.metrics.suite import estimates, paired_result, resolve_metrics
 
     n = len(runs[0][2])
     if any(len(refs) != n for _, _, refs, _ in runs):
@@ -90,29 +90,19 @@ def seed_averaged_compare(runs: list[tuple[list[str], list[str], list[str], Any]
     chosen = resolve_metrics(metrics, runs[0][3])
     wanted = frozenset(m.name for m in chosen)
     indices = stats.resample_indices(n, n_boot, seed)
-    ones = np.ones((1, n))
     points_a = {m.name: [] for m in chosen}
     points_b = {m.name: [] for m in chosen}
     delta_reps = {m.name: np.zeros(indices.shape[0]) for m in chosen}
     for preds_a, preds_b, refs, context in runs:
-        batch_a = Batch(list(preds_a), list(refs), context, wanted=wanted)
-        batch_b = Batch(list(preds_b), list(refs), context, wanted=wanted)
-        computed = {m.name: (m.compute(batch_a), m.compute(batch_b)) for m in chosen}
+        point_a, reps_a = estimates(chosen, Batch(list(preds_a), list(refs), context, wanted=wanted), indices)
+        point_b, reps_b = estimates(chosen, Batch(list(preds_b), list(refs), context, wanted=wanted), indices)
         for m in chosen:
-            stats_a, stats_b = computed[m.name]
-            points_a[m.name].append(float(m.values(stats_a, ones)[0]))
-            points_b[m.name].append(float(m.values(stats_b, ones)[0]))
-        for rows, weights in stats.weight_chunks(indices):
-            for m in chosen:
-                stats_a, stats_b = computed[m.name]
-                delta_reps[m.name][rows] += m.values(stats_b, weights) - m.values(stats_a, weights)
-    results = {}
-    for m in chosen:
-        paired = stats.summarize_paired(float(np.mean(points_a[m.name])), float(np.mean(points_b[m.name])),
-                                        delta_reps[m.name] / len(runs), n, bias_shift=m.level == "corpus")
-        results[m.name] = PairedResult(m.name, m.higher_is_better, paired.a, paired.b, paired.delta,
-                                       paired.ci_low, paired.ci_high, paired.p_value, n, m.level)
-    return results
+            points_a[m.name].append(point_a[m.name])
+            points_b[m.name].append(point_b[m.name])
+            delta_reps[m.name] += reps_b[m.name] - reps_a[m.name]
+    return {m.name: paired_result(m, float(np.mean(points_a[m.name])), float(np.mean(points_b[m.name])),
+                                  delta_reps[m.name] / len(runs), n)
+            for m in chosen}
 
 
 class _DeltaComputer:
