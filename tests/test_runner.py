@@ -75,6 +75,9 @@ def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path)
         assert (result.path / name).is_file(), name
     generations = [json.loads(line) for line in (result.path / GENERATIONS_FILE).read_text().splitlines()]
     assert [g["id"] for g in generations] == [f"test-{i}" for i in range(48, 60)]
+    test_rows = {r["id"]: r for r in map(json.loads, (task_file.parent / "data" / "test.jsonl").read_text().splitlines())}
+    assert all(g["source"] == test_rows[g["id"]]["source"] and g["reference"] == test_rows[g["id"]]["target"]
+               for g in generations)
     metrics = metrics_of(result.path)
     assert set(metrics["metrics"]) == set(METRICS)
     assert metrics["validation_ce"] > 0

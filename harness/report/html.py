@@ -45,7 +45,7 @@ FIGURE_CAPTIONS = {
     "quality_vs_diversity": "Quality/diversity trade-off, one point per arm.",
     "rare_tokens": "Share of generated tokens per training-frequency bucket (left) and its ratio to the "
                    "references' share (right).",
-    "training_curves": "Training loss per arm (panels per loss: scales differ) and plain validation CE.",
+    "training_curves": "Training loss per arm (one panel per loss: their scales differ), and plain validation CE per arm when the task evaluates during training (training.eval_steps).",
 }
 
 
@@ -101,7 +101,8 @@ def pick_examples(group: Group, k: int, seed: int) -> tuple[int | None, list[dic
     for index in chosen:
         example_id = ids[index]
         outputs = {label: rows[example_id]["prediction"] for label, rows in by_arm.items()}
-        examples.append({"id": example_id, "reference": by_arm[labels[arms[0]]][example_id]["reference"],
+        row = by_arm[labels[arms[0]]][example_id]
+        examples.append({"id": example_id, "source": row.get("source"), "reference": row["reference"],
                          "outputs": outputs})
     return run_seed, examples
 
@@ -113,7 +114,8 @@ def examples_html(group: Group, k: int, seed: int) -> str:
     parts = [f'<p class="note">{len(examples)} test examples drawn with numpy seed {seed} from training seed '
              f"{run_seed}; the same input id for every arm.</p>"]
     for ex in examples:
-        rows = [f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>" for label, text in ex["outputs"].items()]
+        rows = [f"<tr><th>input</th><td>{escape(ex['source'])}</td></tr>"] if ex.get("source") else []
+        rows += [f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>" for label, text in ex["outputs"].items()]
         rows.append(f"<tr><th>reference</th><td>{escape(ex['reference'])}</td></tr>")
         parts.append(f'<table class="example"><caption>example id {escape(str(ex["id"]))}</caption>'
                      f"{''.join(rows)}</table>")

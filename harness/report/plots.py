@@ -215,7 +215,8 @@ def _curve(points, key: str) -> pd.Series:
 
 
 def training_curves(group: Group) -> Figure | None:
-    """Training loss per step (one panel per loss: their scales differ) and plain validation CE."""
+    """Training loss per step (one panel per loss: their scales differ) and, when the task evaluated
+    during training (training.eval_steps), the plain validation CE of every arm."""
     labels, colors = group.labels(), arm_colors(group)
     losses = sorted({arm[0] for arm in group.arms()}, key=lambda l: (l != BASELINE_LOSS, l))
     train = {arm: _curve(group.points_of(arm).values(), "loss") for arm in group.arms()}

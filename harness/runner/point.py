@@ -192,8 +192,8 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     )
     timings["generate_s"] = time.perf_counter() - start
     rows = [
-        {"id": i, "prediction": p, "reference": r}
-        for i, p, r in zip(gen_ds["id"], predictions, gen_ds["reference"])
+        {"id": i, "source": s, "prediction": p, "reference": r}
+        for i, s, p, r in zip(gen_ds["id"], splits["test"]["source"], predictions, gen_ds["reference"])
     ]
     write_jsonl_atomic(store.file(GENERATIONS_FILE), rows)
     write_npy_atomic(store.file(TRAIN_COUNTS_FILE), setup.train_counts)
