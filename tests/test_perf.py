@@ -4,6 +4,9 @@ loss, static vs dynamic KV-cache generation; and `pdl-bench perf` runs end to en
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from harness.frequency import TokenFrequencies
 from harness.losses import LossContext, build_loss
 from harness.losses.chunked import chunked_token_loss, supports_chunking
 from harness.perf.generation import agreement, decode_all
+from harness.perf.loss_memory import peak_ratio, probe_rss
 from harness.perf.train import check_same
 from harness.perf.workloads import build_model, prompts_of, xsum_like_examples
 from harness.runner.packing import PackedCollator, pack_rows
@@ -121,6 +125,46 @@ def test_static_cache_generation_equals_dynamic():
     assert all(len(row) == 6 for row in fast)
 
 
+linux_only = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="RSS is read from /proc")
+MIB = 2**20
+
+
+RSS_PROBE = """
+import json, torch
+from harness.perf.measure import rss_peak
+before = bytearray(256 * 2**20)  # touched pages raise the high-water mark before the block
+del before
+with rss_peak() as memory:
+    inside = torch.ones(64 * 2**20 // 4)  # 64 MiB written, above glibc's mmap threshold: fresh pages
+    del inside
+print(json.dumps(memory))
+"""
+
+
+@linux_only
+def test_rss_peak_counts_the_block_not_what_came_before():
+    # A fresh process: in the pytest process earlier tests' freed memory makes RSS unpredictable.
+    done = subprocess.run([sys.executable, "-c", RSS_PROBE], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    memory = json.loads(done.stdout.strip().splitlines()[-1])
+    # RSS is counted in pages the process may partly hold already: a few percent of slack below
+    assert 0.9 * 64 * MIB <= memory["peak_bytes"] < 160 * MIB
+
+
+@linux_only
+def test_loss_peak_rss_in_child_processes_chunked_below_plain():
+    # 1024 tokens x vocab 32768: 128 MiB of fp32 logits, the plain path's largest tensors;
+    # the chunked path holds one chunk of the 512 target positions (64 MiB)
+    row = probe_rss("pdl", tokens=1024, hidden_size=64, vocab=32768)
+    assert row["memory"] == "cpu-rss"
+    assert row["loss_abs_diff"] < 1e-5 * row["plain_loss"]
+    assert row["grad_hidden_rel_diff"] < 1e-5 and row["grad_weight_rel_diff"] < 1e-5
+    assert row["plain_peak_bytes"] >= 2 * 128 * MIB  # logits and their log-softmax at least
+    assert row["chunked_peak_bytes"] < row["plain_peak_bytes"]
+    assert peak_ratio(row) == row["chunked_peak_bytes"] / row["plain_peak_bytes"]
+
+
 @pytest.mark.slow
 def test_perf_command_tiny_writes_json(tmp_path, capsys):
     out = tmp_path / "perf.json"
@@ -130,4 +174,11 @@ def test_perf_command_tiny_writes_json(tmp_path, capsys):
     assert {r["path"] for r in data["training"]} == {"plain", "fast"}
     assert all(c["max_grad_rel_diff"] < 1e-4 for c in data["training_check"])
     assert data["generation"][0]["token_agreement"] == 1.0
+    assert {m["memory"] for m in data["loss_memory"]} == {"cpu-rss"}
+    assert all(m["plain_peak_bytes"] > 0 and m["chunked_peak_bytes"] > 0 for m in data["loss_memory"])
     assert "| tiny-llama | pdl | fast |" in capsys.readouterr().out
+
+
+def test_perf_loss_memory_refuses_models(capsys):
+    assert main(["perf", "--loss-memory", "--models", "tiny-llama"]) == 2
+    assert "--models has no effect with --loss-memory" in capsys.readouterr().err

@@ -13,15 +13,20 @@ lengths, measures in this one run:
     and peak memory: plain (padded, full logits) vs fast (packed rows + chunked loss) vs
     fast+compile (GPU), for the ce and pdl losses, after checking that plain and fast give the
     same loss and gradients on one batch;
-  - the loss alone at a large vocabulary: full logits vs chunked, value/gradient difference and
-    peak memory;
+  - the loss alone at a large vocabulary (Qwen2 head: vocab 151,936 x hidden 896 on the small
+    and full sizes): full logits vs chunked, value/gradient difference and peak memory, and
+    whether the chunked peak is at most half the plain one. On a GPU the peak is the CUDA
+    allocator's; on CPU each path runs once in a fresh child process and the peak is its peak
+    RSS above the RSS of the inputs (resident pages, allocator caching included);
   - greedy generation: HF dynamic cache vs static cache (compiled on CUDA), new tokens/s and
     token agreement.
-Sizes: tiny (CI, seconds), small (CPU, about a minute), full (GPU: SmolLM2-135M and
-Qwen2-0.5B shapes). Writes JSON with device, versions and git hash.
+Sizes: tiny (CI, seconds), small (CPU, a few minutes; its loss part 2,048 tokens, about a
+minute), full (GPU: SmolLM2-135M and Qwen2-0.5B shapes). --loss-memory runs the loss part only.
+Writes JSON with device, versions and git hash.
 
 Example:
   pdl-bench perf --size tiny
+  pdl-bench perf --size small --loss-memory
   pdl-bench perf --size full --output results/perf/h100.json
 """
 
@@ -29,7 +34,10 @@ Example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=["tiny", "small", "full"],
                         help="workload size (default: full on a GPU, small on CPU)")
-    parser.add_argument("--quick", action="store_true", help="training and loss only, no generation")
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument("--quick", action="store_true", help="training and loss only, no generation")
+    parts.add_argument("--loss-memory", action="store_true",
+                       help="only the loss alone: full logits vs chunked (peak memory, values, gradients)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="also time fast+compile (auto: on a GPU only)")
     parser.add_argument("--models", help="comma-separated model shapes instead of the size's")
@@ -41,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from harness.errors import HarnessError
     from harness.io import write_json_atomic
     from harness.perf.report import render, run_suite
     from harness.provenance import provenance
@@ -48,10 +57,15 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = args.size or ("full" if device.type == "cuda" else "small")
     compile_ = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
+    if args.models and args.loss_memory:
+        raise HarnessError("--models has no effect with --loss-memory (the loss probe uses no model)",
+                           "drop --models, or drop --loss-memory to measure training and generation")
     models = args.models.split(",") if args.models else None
-    result = run_suite(size, device, compile_=compile_, generation=not args.quick, models=models)
+    result = run_suite(size, device, compile_=compile_, generation=not args.quick, models=models,
+                       loss_only=args.loss_memory)
     result["provenance"] = provenance()
-    output = args.output or Path("results/perf") / f"{size}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    name = f"{size}{'-loss-memory' if args.loss_memory else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    output = args.output or Path("results/perf") / f"{name}.json"
     write_json_atomic(output, result)
     print(render(result))
     print(f"\nwritten: {output}")

@@ -1,9 +1,12 @@
-"""Timing, peak memory and the matmul peak the MFU figures are measured against."""
+"""Timing, peak memory (CUDA allocator, or CPU resident set size) and the matmul peak the MFU
+figures are measured against."""
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -26,6 +29,40 @@ def peak_memory(device: torch.device):
     if device.type == "cuda":
         synchronize(device)
         out["peak_bytes"] = torch.cuda.max_memory_allocated(device) - base
+
+
+def _status_bytes(field: str) -> int | None:
+    """A `kB` field of /proc/self/status (Linux) in bytes; None where there is no such file."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    found = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(found.group(1)) * 1024 if found else None
+
+
+def _reset_rss_high_water() -> bool:
+    """Sets VmHWM back to the current RSS (Linux >= 4.0: write 5 to clear_refs); False if refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def rss_peak():
+    """Yields a dict whose 'peak_bytes' is set on exit: this process's peak resident set size
+    (VmHWM) above its RSS on entry. It counts every touched page, the allocator's cached ones
+    included, so it is an OS view of memory, not the CUDA allocator's tensor peak. None where it
+    cannot be attributed to the block: no /proc (not Linux), or the high-water mark could not be
+    reset and already stood above the entry RSS."""
+    out: dict = {"peak_bytes": None, "base_bytes": _status_bytes("VmRSS")}
+    attributable = out["base_bytes"] is not None and (
+        _reset_rss_high_water() or _status_bytes("VmHWM") <= out["base_bytes"])
+    yield out
+    if attributable:
+        out["peak_bytes"] = _status_bytes("VmHWM") - out["base_bytes"]
 
 
 def timed(fn, device: torch.device, repeats: int) -> float:

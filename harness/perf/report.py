@@ -9,20 +9,24 @@ import torch
 from harness.errors import HarnessError
 from harness.perf import generation as gen_bench, loss_memory, train
 from harness.perf.measure import matmul_peak
-from harness.perf.workloads import MODEL_SHAPES, SIZES, build_model, prompts_of, xsum_like_examples
+from harness.perf.workloads import (
+    LOSS_HIDDEN, MODEL_SHAPES, SIZES, build_model, losses_for, prompts_of, xsum_like_examples,
+)
 
 
 def run_suite(size_name: str, device: torch.device, *, compile_: bool, generation: bool = True,
-              models: list[str] | None = None) -> dict:
+              models: list[str] | None = None, loss_only: bool = False) -> dict:
+    """Training, loss-alone and generation measurements of one size; `loss_only` runs the
+    loss-alone comparison only (no models, no matmul peak)."""
     size = SIZES[size_name]
-    models = models or list(size.models)
+    models = [] if loss_only else (models or list(size.models))
     unknown = [m for m in models if m not in MODEL_SHAPES]
     if unknown:
         raise HarnessError(f"unknown model shape(s) {unknown}", f"choose from {', '.join(MODEL_SHAPES)}")
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     out: dict = {"size": size_name, "device": str(device), "compile": compile_,
-                 "matmul_peak_flops": matmul_peak(device, peak_dtype), "peak_dtype": str(peak_dtype),
-                 "training": [], "loss_memory": [], "generation": []}
+                 "matmul_peak_flops": None if loss_only else matmul_peak(device, peak_dtype),
+                 "peak_dtype": str(peak_dtype), "training": [], "loss_memory": [], "generation": []}
     warmup = 3 if compile_ else 1
     for shape in models:
         started = time.perf_counter()
@@ -30,7 +34,7 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
         vocab = model.config.vocab_size
         examples = xsum_like_examples(size.train_batch * (size.train_steps + warmup), vocab, size.max_source)
         batches = [examples[i:i + size.train_batch] for i in range(0, len(examples), size.train_batch)]
-        losses = train.losses_for(examples, vocab)
+        losses = losses_for(examples, vocab)
         check = train.check_same(model.to(device), losses["pdl"], batches[0], device)
         paths = ["plain", "fast"] + (["fast+compile"] if compile_ else [])
         for loss_name, loss_fn in losses.items():
@@ -46,9 +50,12 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
                 new_tokens=size.new_tokens, device=device)})
         out.setdefault("seconds", {})[shape] = time.perf_counter() - started
         del model
-    for loss_name, loss_fn in train.losses_for(
-            xsum_like_examples(64, size.loss_vocab, 64), size.loss_vocab).items():
-        out["loss_memory"].append(loss_memory.probe(loss_fn, size.loss_tokens, 896, size.loss_vocab, device))
+    for loss_name, loss_fn in loss_memory.loss_functions(size.loss_vocab).items():
+        if device.type == "cuda":
+            row = loss_memory.probe(loss_fn, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab, device)
+        else:
+            row = loss_memory.probe_rss(loss_name, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab)
+        out["loss_memory"].append({**row, "peak_ratio": loss_memory.peak_ratio(row)})
     return out
 
 
@@ -56,10 +63,16 @@ def _gib(value) -> str:
     return "n/a" if value is None else f"{value / 2**30:.2f} GiB"
 
 
-def render(result: dict) -> str:
+MEMORY_KINDS = {
+    "cuda-allocator": "CUDA allocator peak above the inputs, in this process",
+    "cpu-rss": "CPU peak RSS above the inputs, each path in a fresh process "
+               "(resident pages, allocator caching included; not a CUDA allocator peak)",
+}
+
+
+def _training_lines(result: dict) -> list[str]:
     peak = result["matmul_peak_flops"]
-    lines = [f"device {result['device']}, {result['peak_dtype']} matmul peak {peak / 1e12:.2f} TFLOP/s",
-             "", "| model | loss | path | tokens/s | MFU | peak memory | speed-up vs plain |",
+    lines = ["| model | loss | path | tokens/s | MFU | peak memory | speed-up vs plain |",
              "|---|---|---|---|---|---|---|"]
     plain = {(r["model"], r["loss"]): r["tokens_per_s"] for r in result["training"] if r["path"] == "plain"}
     for r in result["training"]:
@@ -76,13 +89,31 @@ def render(result: dict) -> str:
     for c in result.get("training_check", []):
         lines.append(f"same computation, {c['model']} (pdl): loss {c['plain_loss']:.6f} vs {c['fast_loss']:.6f}, "
                      f"max relative gradient difference {c['max_grad_rel_diff']:.1e}")
-    lines += ["", "| loss | tokens x vocab | plain peak | chunked peak | loss diff | grad rel diff | plain s | chunked s |",
-              "|---|---|---|---|---|---|---|---|"]
-    for m in result["loss_memory"]:
+    return lines
+
+
+def _loss_memory_lines(rows: list[dict]) -> list[str]:
+    kinds = dict.fromkeys(m.get("memory", "cuda-allocator") for m in rows)
+    lines = [f"loss alone, peak memory: {MEMORY_KINDS[kind]}" for kind in kinds]
+    lines += ["", "| loss | tokens x vocab | plain peak | chunked peak | chunked/plain | <= 0.5 | loss diff | "
+              "grad rel diff | plain s | chunked s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in rows:
         grad = max(m["grad_hidden_rel_diff"], m["grad_weight_rel_diff"])
+        ratio = m.get("peak_ratio")
         lines.append(f"| {m['loss']} | {m['tokens']} x {m['vocab']} | {_gib(m['plain_peak_bytes'])} | "
-                     f"{_gib(m['chunked_peak_bytes'])} | {m['loss_abs_diff']:.1e} | {grad:.1e} | "
-                     f"{m['plain_s']:.3f} | {m['chunked_s']:.3f} |")
+                     f"{_gib(m['chunked_peak_bytes'])} | {'n/a' if ratio is None else f'{ratio:.2f}'} | "
+                     f"{'n/a' if ratio is None else ('yes' if ratio <= 0.5 else 'no')} | "
+                     f"{m['loss_abs_diff']:.1e} | {grad:.1e} | {m['plain_s']:.3f} | {m['chunked_s']:.3f} |")
+    return lines
+
+
+def render(result: dict) -> str:
+    peak = result["matmul_peak_flops"]
+    lines = [f"device {result['device']}" + (
+        "" if peak is None else f", {result['peak_dtype']} matmul peak {peak / 1e12:.2f} TFLOP/s")]
+    if result["training"]:
+        lines += [""] + _training_lines(result)
+    lines += [""] + _loss_memory_lines(result["loss_memory"])
     if result["generation"]:
         lines += ["", "| model | plain new tok/s (batch) | fast new tok/s (batch) | speed-up | token agreement | identical rows |",
                   "|---|---|---|---|---|---|"]

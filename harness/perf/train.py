@@ -16,24 +16,10 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from harness.losses import build_loss
 from harness.losses.chunked import chunked_token_loss
 from harness.perf.measure import peak_memory, timed, train_flops_per_token
 from harness.runner.packing import PackedCollator
 from harness.runner.trainer import HeadInputCapture
-
-
-def losses_for(examples: list[dict], vocab: int) -> dict:
-    """ce and pdl (alpha 1, frequencies of these examples' targets) for a vocabulary of `vocab`."""
-    from harness.frequency import TokenFrequencies
-    from harness.losses import LossContext
-
-    targets = [t for e in examples for t in e["labels"] if t != -100]
-    counts = np.bincount(targets, minlength=vocab).astype(np.int64)
-    freqs = TokenFrequencies(counts, "targets", "perf", "perf")
-    context = LossContext(vocab_size=vocab, base_vocab_size=vocab, special_ids=frozenset({0, 1, 2}),
-                          is_encoder_decoder=False, frequencies=freqs, tokenizer_fingerprint="perf")
-    return {"ce": build_loss("ce", None, context), "pdl": build_loss("pdl", {"alpha": 1.0}, context)}
 
 
 def padded_batch(features: list[dict]) -> dict[str, torch.Tensor]:

@@ -33,13 +33,17 @@ class Size:
     gen_batch: int
     gen_prompts: int
     new_tokens: int
-    loss_tokens: int  # tokens for the loss memory probe
+    loss_tokens: int  # tokens for the loss memory probe (hidden size LOSS_HIDDEN)
     loss_vocab: int
+
+
+LOSS_HIDDEN = 896  # Qwen2-0.5B's hidden size: the loss probe is its LM head
 
 
 SIZES = {
     "tiny": Size(("tiny-llama",), 8, 96, 3, 8, 16, 8, 512, 8192),
-    "small": Size(("small-llama",), 16, 256, 4, 16, 32, 16, 2048, 32768),
+    # small's loss probe is the Qwen2 head on 2,048 tokens: 1.2 GB of fp32 logits, CPU-sized
+    "small": Size(("small-llama",), 16, 256, 4, 16, 32, 16, 2048, 151936),
     "full": Size(("smollm2-135m", "qwen2-0.5b"), 16, 512, 10, 64, 256, 64, 8192, 151936),
 }
 
@@ -69,6 +73,19 @@ def xsum_like_examples(n: int, vocab: int, max_source: int, seed: int = 0) -> li
         ids[-1] = 1  # eos
         out.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
     return out
+
+
+def losses_for(examples: list[dict], vocab: int) -> dict:
+    """ce and pdl (alpha 1, frequencies of these examples' targets) for a vocabulary of `vocab`."""
+    from harness.frequency import TokenFrequencies
+    from harness.losses import LossContext, build_loss
+
+    targets = [t for e in examples for t in e["labels"] if t != -100]
+    counts = np.bincount(targets, minlength=vocab).astype(np.int64)
+    freqs = TokenFrequencies(counts, "targets", "perf", "perf")
+    context = LossContext(vocab_size=vocab, base_vocab_size=vocab, special_ids=frozenset({0, 1, 2}),
+                          is_encoder_decoder=False, frequencies=freqs, tokenizer_fingerprint="perf")
+    return {"ce": build_loss("ce", None, context), "pdl": build_loss("pdl", {"alpha": 1.0}, context)}
 
 
 def prompts_of(examples: list[dict]) -> list[list[int]]:
