@@ -296,3 +296,20 @@ def test_generation_keeps_every_stop_id_of_the_model():
     tokenizer = SimpleNamespace(eos_token_id=5, pad_token_id=0)
     assert generation_kwargs(GenerationConfig(), tokenizer, [5, 7])["eos_token_id"] == [5, 7]
     assert generation_kwargs(GenerationConfig(), tokenizer, None)["eos_token_id"] == 5
+
+
+def test_arms_that_differ_beyond_the_loss_are_not_compared(tmp_path):
+    from harness.runner.bench import check_paired
+    from harness.runner.point import PointResult
+
+    prov = {"init_hash": "i", "data_order_hash": "d", "seed": 0, "precision": "fp32",
+            "training_path": "plain", "world_size": 1}
+    config = {"task": {"name": "t", "limits": {"train": 8}}, "model": "m", "loss": "ce", "loss_options": {}, "seed": 0}
+    a = PointResult(tmp_path / "a", {}, prov, False)
+    other_loss = {**config, "loss": "pdl", "loss_options": {"alpha": 1.0}}
+    assert check_paired(a, PointResult(tmp_path / "b", {}, prov, False), config, other_loss)["seed"] == 0
+    other_budget = {**other_loss, "task": {"name": "t", "limits": {"train": 16}}}
+    with pytest.raises(HarnessError, match="configs differ in task"):
+        check_paired(a, PointResult(tmp_path / "b", {}, prov, False), config, other_budget)
+    with pytest.raises(HarnessError, match="seed differs"):
+        check_paired(a, PointResult(tmp_path / "b", {}, {**prov, "seed": 1}, False), config, {**other_loss, "seed": 1})

@@ -27,12 +27,11 @@ def check_paired(a: PointResult, b: PointResult, config_a: dict, config_b: dict)
     """The two arms must differ only in the loss: the same resolved config otherwise (task,
     prompts, budget, model, data), and the same initial weights, data order, seed, precision,
     training path and number of processes as recorded when they ran."""
-    def without_loss(config: dict) -> dict:
-        return {k: v for k, v in config.items() if k not in ("loss", "loss_options")}
+    from harness.report.collect import shared_config  # the tables group arms by the same rule
 
-    if without_loss(config_a) != without_loss(config_b):
-        differing = sorted(k for k in set(config_a) | set(config_b)
-                           if k not in ("loss", "loss_options") and config_a.get(k) != config_b.get(k))
+    shared_a, shared_b = shared_config(config_a), shared_config(config_b)
+    differing = sorted(k for k in set(shared_a) | set(shared_b) if shared_a.get(k) != shared_b.get(k))
+    if differing:
         raise HarnessError(f"arms are not paired: their configs differ in {', '.join(differing)} "
                            f"({a.path} vs {b.path})", "run both arms with the same task, model, data and seed")
     checks = {}
