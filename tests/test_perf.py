@@ -171,8 +171,11 @@ def test_perf_command_tiny_writes_json(tmp_path, capsys):
     assert main(["perf", "--size", "tiny", "--output", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["provenance"]["git"] and data["device"] == "cpu"
+    assert data["complete"] and data["errors"] == []
     assert {r["path"] for r in data["training"]} == {"plain", "fast"}
     assert all(c["max_grad_rel_diff"] < 1e-4 for c in data["training_check"])
+    first = {r["path"]: r["first_loss"] for r in data["training"] if r["loss"] == "pdl"}
+    assert first["fast"] == pytest.approx(first["plain"], rel=1e-5)
     assert data["generation"][0]["token_agreement"] == 1.0
     assert {m["memory"] for m in data["loss_memory"]} == {"cpu-rss"}
     assert all(m["plain_peak_bytes"] > 0 and m["chunked_peak_bytes"] > 0 for m in data["loss_memory"])
@@ -182,3 +185,46 @@ def test_perf_command_tiny_writes_json(tmp_path, capsys):
 def test_perf_loss_memory_refuses_models(capsys):
     assert main(["perf", "--loss-memory", "--models", "tiny-llama"]) == 2
     assert "--models has no effect with --loss-memory" in capsys.readouterr().err
+
+
+def test_perf_records_a_failed_measurement_and_keeps_the_rest(tmp_path, capsys, monkeypatch):
+    """One measurement that raises (say, a compile failure on a GPU) is recorded and printed; the
+    other measurements still run and are saved, and the command exits 1."""
+    from harness.perf import train
+
+    measure = train.measure_path
+
+    def failing_fast(model, loss_fn, batches, device, path, warmup):
+        if path == "fast":
+            raise RuntimeError("planted failure")
+        return measure(model, loss_fn, batches, device, path, warmup)
+
+    monkeypatch.setattr(train, "measure_path", failing_fast)
+    out = tmp_path / "perf.json"
+    assert main(["perf", "--size", "tiny", "--quick", "--output", str(out)]) == 1
+    data = json.loads(out.read_text())
+    assert [e["what"] for e in data["errors"]] == ["tiny-llama ce fast", "tiny-llama pdl fast"]
+    assert {r["path"] for r in data["training"]} == {"plain"}
+    assert len(data["loss_memory"]) == 2
+    printed = capsys.readouterr().out
+    assert "FAILED training tiny-llama ce fast: RuntimeError: planted failure" in printed
+
+
+def test_perf_saves_after_every_measurement(tmp_path, monkeypatch):
+    """The JSON on disk grows with each measurement (a run cut short by a time limit keeps it)."""
+    from harness.perf import report
+
+    out = tmp_path / "perf.json"
+    seen = []
+    real = report.run_suite
+
+    def spy(*args, on_update, **kwargs):
+        def update(result, line):
+            on_update(result, line)
+            seen.append(len(json.loads(out.read_text())["training"]))
+        return real(*args, on_update=update, **kwargs)
+
+    monkeypatch.setattr(report, "run_suite", spy)
+    assert main(["perf", "--size", "tiny", "--quick", "--output", str(out)]) == 0
+    assert seen[-1] == 4 and seen == sorted(seen) and len(set(seen)) >= 4
+    assert json.loads(out.read_text())["complete"]

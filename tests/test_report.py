@@ -184,6 +184,24 @@ def test_rare_token_deltas_skipped_with_a_footnote_when_the_tokenizer_is_missing
     assert not pd.isna(rows_of(with_tok, "rare-token-recall").loc["pdl(alpha=0.5)", "delta"])
 
 
+@pytest.mark.parametrize("trust", [False, True])
+def test_default_tokenizer_loader_passes_trust_remote_code(tmp_path, monkeypatch, trust):
+    """The rare-token deltas load the model's tokenizer; --trust-remote-code reaches that load."""
+    import harness.models
+
+    root = write_tree(tmp_path, seeds=(0,), partial=False, extra_metrics={"rare-token-recall": 0.1})
+    calls = []
+
+    def loader(model, *, trust_remote_code=False):
+        calls.append((model, trust_remote_code))
+        return WordTokenizer()
+
+    monkeypatch.setattr(harness.models, "load_tokenizer", loader)
+    (table,) = build_tables(collect(root), TableSettings(n_boot=20, trust_remote_code=trust))
+    assert calls and {c[1] for c in calls} == {trust}
+    assert not pd.isna(rows_of(table, "rare-token-recall").loc["pdl(alpha=0.5)", "delta"])
+
+
 def test_table_files_csv_latex_markdown(tree, tables, tmp_path):
     collection = collect(tree)
     written = write_tables(tables, collection.missing, tmp_path)

@@ -16,46 +16,14 @@ from harness.errors import HarnessError
 from harness.runner.config import RunConfig
 from harness.runner.point import run_point
 from harness.runner.store import GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE
+from tiny import STYLE_METRICS as METRICS, build_style_task
 
-CORPUS = Path(__file__).parent / "data" / "corpus.txt"
 REPO = Path(__file__).resolve().parents[1]
-METRICS = ["rouge1", "distinct-2", "ngram-entropy-1", "rare-token-recall"]
-
-
-def write_split(folder: Path, name: str, pairs: list[tuple[str, str]], offset: int) -> None:
-    rows = [{"id": f"{name}-{offset + i}", "source": s, "target": t} for i, (s, t) in enumerate(pairs)]
-    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 @pytest.fixture(scope="module")
 def task_file(tmp_path_factory, tiny_causal_dir) -> Path:
-    """A KJV -> WEB style-transfer task over local jsonl files (the corpus alternates WEB, KJV lines)."""
-    root = tmp_path_factory.mktemp("tiny-task")
-    lines = CORPUS.read_text().splitlines()
-    pairs = [(lines[i + 1], lines[i]) for i in range(0, 120, 2)]  # (KJV, WEB)
-    data = root / "data"
-    data.mkdir()
-    write_split(data, "train", pairs[:40], 0)
-    write_split(data, "validation", pairs[40:48], 40)
-    write_split(data, "test", pairs[48:60], 48)
-    task = {
-        "name": "tiny-bible",
-        "kind": "style_transfer",
-        "source": {"type": "local", "path": str(data), "format": "jsonl"},
-        "prompt": {"template": "Modernise: {source}", "chat_template": True},
-        "max_source_tokens": 48,
-        "max_target_tokens": 32,
-        "metrics": METRICS,
-        "generation": {"max_new_tokens": 8},
-        "model": str(tiny_causal_dir),
-        "training": {
-            "learning_rate": 1e-3, "max_steps": 6, "per_device_train_batch_size": 4,
-            "per_device_eval_batch_size": 8, "logging_steps": 1, "save_steps": 2, "eval_steps": 3,
-        },
-    }
-    path = root / "tiny-bible.yaml"
-    path.write_text(yaml.safe_dump(task))
-    return path
+    return build_style_task(tmp_path_factory.mktemp("tiny-task"), tiny_causal_dir)
 
 
 def point(task_file: Path, **update) -> RunConfig:
@@ -212,6 +180,35 @@ def test_fast_paths_match_plain_paths_on_cpu(task_file, tmp_path):
     log = lambda p: [r["loss"] for r in map(json.loads, (p / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
     assert log(fast.path) == pytest.approx(log(plain.path), rel=1e-4)
     assert (fast.path / GENERATIONS_FILE).read_text() == (plain.path / GENERATIONS_FILE).read_text()
+
+
+@pytest.mark.slow
+def test_compiled_fast_path_trains_like_the_eager_fast_path(task_file, tmp_path):
+    """--compile on (what the fast path does on GPU, via the Trainer's torch_compile) runs the packed
+    rows through torch.compile and changes nothing but float rounding."""
+    eager = run_point(point(task_file, loss="pdl", loss_options={"alpha": 1.0}, fast="on", compile="off"),
+                      tmp_path, progress=False)
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    compiled = run_point(point(task_file, loss="pdl", loss_options={"alpha": 1.0}, fast="on", compile="on"),
+                         tmp_path, progress=False)
+    # dynamo really compiled the model, and did not recompile per step (the LM-head hook of the
+    # chunked loss is registered anew every step): 6 steps and 2 evaluations, 2 graphs here.
+    assert 0 < counters["stats"]["unique_graphs"] <= 4
+    assert compiled.path != eager.path
+    prov = json.loads((compiled.path / PROVENANCE_FILE).read_text())
+    assert prov["training_path"] == "fast (packed rows, chunked loss, torch.compile)"
+    log = lambda p: [r["loss"] for r in map(json.loads, (p / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert len(log(compiled.path)) == len(log(eager.path)) > 1
+    assert log(compiled.path) == pytest.approx(log(eager.path), rel=1e-4)
+    assert metrics_of(compiled.path)["validation_ce"] == pytest.approx(metrics_of(eager.path)["validation_ce"], rel=1e-4)
+
+
+def test_compile_without_the_fast_path_is_refused(task_file, tmp_path):
+    with pytest.raises(HarnessError, match="compile is part of the fast training path"):
+        run_point(point(task_file, fast="off", compile="on"), tmp_path, progress=False)
+    assert not (tmp_path / "tiny-bible").exists()
 
 
 def test_encoder_decoder_model_runs_a_point(task_file, tmp_path, tiny_seq2seq_dir):

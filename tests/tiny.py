@@ -69,3 +69,49 @@ def build_seq2seq_lm(out_dir: Path, tokenizer, seed: int = 0):
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return model
+
+
+STYLE_METRICS = ["rouge1", "distinct-2", "ngram-entropy-1", "rare-token-recall"]
+
+
+def _write_split(folder: Path, name: str, pairs: list[tuple[str, str]], offset: int) -> None:
+    import json
+
+    rows = [{"id": f"{name}-{offset + i}", "source": s, "target": t} for i, (s, t) in enumerate(pairs)]
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def build_style_task(root: Path, model_dir: Path, *, sizes: tuple[int, int, int] = (40, 8, 12),
+                     training: dict | None = None) -> Path:
+    """A KJV -> WEB style-transfer task over local jsonl files (the corpus alternates WEB and KJV
+    lines), split train/validation/test by `sizes` pairs; returns the task YAML's path."""
+    import yaml
+
+    lines = CORPUS.read_text().splitlines()
+    pairs = [(lines[i + 1], lines[i]) for i in range(0, 2 * sum(sizes), 2)]  # (KJV, WEB)
+    if len(pairs) < sum(sizes) or not pairs[-1][0]:
+        raise ValueError(f"the corpus holds {len(lines) // 2} pairs, fewer than {sum(sizes)}")
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    n_train, n_val, _ = sizes
+    _write_split(data, "train", pairs[:n_train], 0)
+    _write_split(data, "validation", pairs[n_train:n_train + n_val], n_train)
+    _write_split(data, "test", pairs[n_train + n_val:], n_train + n_val)
+    task = {
+        "name": "tiny-bible",
+        "kind": "style_transfer",
+        "source": {"type": "local", "path": str(data), "format": "jsonl"},
+        "prompt": {"template": "Modernise: {source}", "chat_template": True},
+        "max_source_tokens": 48,
+        "max_target_tokens": 32,
+        "metrics": STYLE_METRICS,
+        "generation": {"max_new_tokens": 8},
+        "model": str(model_dir),
+        "training": training or {
+            "learning_rate": 1e-3, "max_steps": 6, "per_device_train_batch_size": 4,
+            "per_device_eval_batch_size": 8, "logging_steps": 1, "save_steps": 2, "eval_steps": 3,
+        },
+    }
+    path = root / "tiny-bible.yaml"
+    path.write_text(yaml.safe_dump(task))
+    return path

@@ -32,6 +32,9 @@ def add_point_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--plain", action="store_true", help="use the plain HF training/generation paths (default on CPU)")
     speed.add_argument("--fast", action="store_true",
                        help="force the optimised paths (packing, chunked loss, static KV cache) also on CPU; default: on GPU only")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="torch.compile the model on the fast training path (auto: on GPU only; "
+                             "off if compilation fails on your stack)")
 
 
 def parse_key_values(pairs: list[str], what: str) -> dict[str, Any]:
@@ -67,5 +70,5 @@ def run_config(args: argparse.Namespace, loss: str = "ce", loss_options: dict | 
     return RunConfig(
         task=args.task, model=args.model, loss=loss, loss_options=options, seed=seed,
         data_dir=args.data_dir, overrides=overrides, trust_remote_code=args.trust_remote_code,
-        fast="off" if args.plain else "on" if args.fast else "auto",
+        fast="off" if args.plain else "on" if args.fast else "auto", compile=args.compile,
     )

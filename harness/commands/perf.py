@@ -22,7 +22,9 @@ lengths, measures in this one run:
     token agreement.
 Sizes: tiny (CI, seconds), small (CPU, a few minutes; its loss part 2,048 tokens, about a
 minute), full (GPU: SmolLM2-135M and Qwen2-0.5B shapes). --loss-memory runs the loss part only.
-Writes JSON with device, versions and git hash.
+Writes JSON with device, versions and git hash, after every measurement (a run cut short keeps
+what it measured; "complete" says whether it finished). A measurement that fails is recorded and
+printed, the others still run, and the exit status is 1.
 
 Example:
   pdl-bench perf --size tiny
@@ -61,12 +63,18 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("--models has no effect with --loss-memory (the loss probe uses no model)",
                            "drop --models, or drop --loss-memory to measure training and generation")
     models = args.models.split(",") if args.models else None
-    result = run_suite(size, device, compile_=compile_, generation=not args.quick, models=models,
-                       loss_only=args.loss_memory)
-    result["provenance"] = provenance()
     name = f"{size}{'-loss-memory' if args.loss_memory else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     output = args.output or Path("results/perf") / f"{name}.json"
-    write_json_atomic(output, result)
-    print(render(result))
+    started = provenance()
+
+    def save(result: dict, line: str) -> None:
+        """After every measurement: the JSON so far (a run cut short keeps it) and one line."""
+        write_json_atomic(output, {**result, "provenance": started, "complete": False})
+        print(line, flush=True)
+
+    result = run_suite(size, device, compile_=compile_, generation=not args.quick, models=models,
+                       loss_only=args.loss_memory, on_update=save)
+    write_json_atomic(output, {**result, "provenance": started, "complete": True})
+    print("\n" + render(result))
     print(f"\nwritten: {output}")
-    return 0
+    return 1 if result["errors"] else 0

@@ -58,13 +58,17 @@ class _ChunkedWeightedNLL(torch.autograd.Function):
         for start in range(0, hidden.shape[0], ctx.chunk):
             rows = slice(start, start + ctx.chunk)
             h = hidden[rows].to(dtype)
-            probs = torch.exp((h @ head.T).float() - lse[rows, None])  # d nll / d logits = p - onehot
+            # d nll / d logits = softmax - onehot, built in place in the one chunk of float32 logits
+            probs = (h @ head.T).float().sub_(lse[rows, None]).exp_()
             probs.scatter_add_(1, targets[rows, None], -torch.ones_like(lse[rows, None]))
-            grad_logits = (probs * scale[rows, None]).to(dtype)
+            grad_logits = probs.mul_(scale[rows, None]).to(dtype)
             if grad_hidden is not None:
                 grad_hidden[rows] = (grad_logits @ head).to(hidden.dtype)
-            if grad_weight is not None:
-                grad_weight += (grad_logits.T @ h).float()
+            if grad_weight is not None:  # accumulated in place: no second [vocab, hidden] temporary
+                if grad_logits.dtype == grad_weight.dtype:
+                    grad_weight.addmm_(grad_logits.T, h)
+                else:
+                    grad_weight.add_(grad_logits.T @ h)  # float32 += bf16 product, promoted per element
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None, None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+import traceback
+from functools import partial
+from typing import Callable
 
 import torch
 
@@ -15,9 +18,13 @@ from harness.perf.workloads import (
 
 
 def run_suite(size_name: str, device: torch.device, *, compile_: bool, generation: bool = True,
-              models: list[str] | None = None, loss_only: bool = False) -> dict:
+              models: list[str] | None = None, loss_only: bool = False,
+              on_update: Callable[[dict, str], None] | None = None) -> dict:
     """Training, loss-alone and generation measurements of one size; `loss_only` runs the
-    loss-alone comparison only (no models, no matmul peak)."""
+    loss-alone comparison only (no models, no matmul peak). `on_update(result, line)` is called
+    after every measurement, so a caller can save and print partial results: a run cut short by
+    a time limit keeps what it measured. A measurement that raises is recorded with its error
+    (under "errors") and the others go on."""
     size = SIZES[size_name]
     models = [] if loss_only else (models or list(size.models))
     unknown = [m for m in models if m not in MODEL_SHAPES]
@@ -25,37 +32,61 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
         raise HarnessError(f"unknown model shape(s) {unknown}", f"choose from {', '.join(MODEL_SHAPES)}")
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     out: dict = {"size": size_name, "device": str(device), "compile": compile_,
+                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                  "matmul_peak_flops": None if loss_only else matmul_peak(device, peak_dtype),
-                 "peak_dtype": str(peak_dtype), "training": [], "loss_memory": [], "generation": []}
-    warmup = 3 if compile_ else 1
-    for shape in models:
+                 "peak_dtype": str(peak_dtype), "training": [], "training_check": [], "loss_memory": [],
+                 "generation": [], "seconds": {}, "errors": []}
+
+    def measured(section: str, label: str, measure: Callable[[], dict]) -> dict | None:
         started = time.perf_counter()
+        try:
+            row = measure()
+        except Exception as err:  # noqa: BLE001 - recorded, printed, and the run exits non-zero
+            out["errors"].append({"section": section, "what": label, "error": f"{type(err).__name__}: {err}",
+                                  "traceback": traceback.format_exc()})
+            row, line = None, f"FAILED {section} {label}: {type(err).__name__}: {err}"
+        else:
+            out[section].append(row)
+            line = f"done {section} {label} ({time.perf_counter() - started:.1f} s)"
+        if on_update:
+            on_update(out, line)
+        return row
+
+    for loss_name, loss_fn in loss_memory.loss_functions(size.loss_vocab).items():
+        if device.type == "cuda":
+            probe = partial(loss_memory.probe, loss_fn, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab, device)
+        else:
+            probe = partial(loss_memory.probe_rss, loss_name, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab)
+        measured("loss_memory", loss_name, lambda: (lambda r: {**r, "peak_ratio": loss_memory.peak_ratio(r)})(probe()))
+    warmup = 3 if compile_ else 1
+
+    def measure_model(shape: str) -> None:
         model = build_model(shape)
         vocab = model.config.vocab_size
         examples = xsum_like_examples(size.train_batch * (size.train_steps + warmup), vocab, size.max_source)
         batches = [examples[i:i + size.train_batch] for i in range(0, len(examples), size.train_batch)]
         losses = losses_for(examples, vocab)
-        check = train.check_same(model.to(device), losses["pdl"], batches[0], device)
+        measured("training_check", shape,
+                 lambda: {"model": shape, **train.check_same(model.to(device), losses["pdl"], batches[0], device)})
         paths = ["plain", "fast"] + (["fast+compile"] if compile_ else [])
         for loss_name, loss_fn in losses.items():
             for path in paths:
-                row = train.measure_path(model, loss_fn, batches, device, path, warmup)
-                out["training"].append({"model": shape, "loss": loss_name, **row})
-        out["training_check"] = out.get("training_check", []) + [{"model": shape, **check}]
+                measured("training", f"{shape} {loss_name} {path}", lambda: {
+                    "model": shape, "loss": loss_name,
+                    **train.measure_path(model, loss_fn, batches, device, path, warmup)})
         if generation:
             prompts = prompts_of(xsum_like_examples(size.gen_prompts, vocab, size.max_source, seed=1))
             fast_batch = max(size.gen_batch, min(len(prompts), 4 * size.gen_batch))
-            out["generation"].append({"model": shape, **gen_bench.compare(
+            measured("generation", shape, lambda: {"model": shape, **gen_bench.compare(
                 model, prompts, plain_batch=size.gen_batch, fast_batch=fast_batch,
                 new_tokens=size.new_tokens, device=device)})
-        out.setdefault("seconds", {})[shape] = time.perf_counter() - started
-        del model
-    for loss_name, loss_fn in loss_memory.loss_functions(size.loss_vocab).items():
+
+    for shape in models:
+        started = time.perf_counter()
+        measure_model(shape)
+        out["seconds"][shape] = time.perf_counter() - started
         if device.type == "cuda":
-            row = loss_memory.probe(loss_fn, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab, device)
-        else:
-            row = loss_memory.probe_rss(loss_name, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab)
-        out["loss_memory"].append({**row, "peak_ratio": loss_memory.peak_ratio(row)})
+            torch.cuda.empty_cache()
     return out
 
 
@@ -72,19 +103,21 @@ MEMORY_KINDS = {
 
 def _training_lines(result: dict) -> list[str]:
     peak = result["matmul_peak_flops"]
-    lines = ["| model | loss | path | tokens/s | MFU | peak memory | speed-up vs plain |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | loss | path | tokens/s | MFU | peak memory | speed-up vs plain | warm-up s (steps) | "
+             "first-step loss |", "|---|---|---|---|---|---|---|---|---|"]
     plain = {(r["model"], r["loss"]): r["tokens_per_s"] for r in result["training"] if r["path"] == "plain"}
     for r in result["training"]:
         mfu = r["tokens_per_s"] * r["flops_per_token"] / peak
-        speed = r["tokens_per_s"] / plain[(r["model"], r["loss"])]
+        base = plain.get((r["model"], r["loss"]))
+        speed = "n/a" if base is None else f"{r['tokens_per_s'] / base:.2f}x"
         lines.append(f"| {r['model']} | {r['loss']} | {r['path']} | {r['tokens_per_s']:,.0f} | {mfu:.1%} | "
-                     f"{_gib(r['peak_bytes'])} | {speed:.2f}x |")
-    fast = {(r["model"], r["loss"], r["path"]): r["tokens_per_s"] for r in result["training"]}
+                     f"{_gib(r['peak_bytes'])} | {speed} | {r['warmup_s']:.1f} ({r['warmup_steps']}) | "
+                     f"{r['first_loss']:.5f} |")
+    speeds = {(r["model"], r["loss"], r["path"]): r["tokens_per_s"] for r in result["training"]}
     for model in dict.fromkeys(r["model"] for r in result["training"]):
         for path in ("fast", "fast+compile"):
-            if (model, "ce", path) in fast:
-                overhead = fast[(model, "ce", path)] / fast[(model, "pdl", path)] - 1
+            if (model, "ce", path) in speeds and (model, "pdl", path) in speeds:
+                overhead = speeds[(model, "ce", path)] / speeds[(model, "pdl", path)] - 1
                 lines.append(f"PDL overhead over CE, {model} {path}: {overhead:+.1%}")
     for c in result.get("training_check", []):
         lines.append(f"same computation, {c['model']} (pdl): loss {c['plain_loss']:.6f} vs {c['fast_loss']:.6f}, "
@@ -109,11 +142,12 @@ def _loss_memory_lines(rows: list[dict]) -> list[str]:
 
 def render(result: dict) -> str:
     peak = result["matmul_peak_flops"]
-    lines = [f"device {result['device']}" + (
+    lines = [f"device {result.get('device_name') or result['device']}" + (
         "" if peak is None else f", {result['peak_dtype']} matmul peak {peak / 1e12:.2f} TFLOP/s")]
     if result["training"]:
         lines += [""] + _training_lines(result)
-    lines += [""] + _loss_memory_lines(result["loss_memory"])
+    if result["loss_memory"]:
+        lines += [""] + _loss_memory_lines(result["loss_memory"])
     if result["generation"]:
         lines += ["", "| model | plain new tok/s (batch) | fast new tok/s (batch) | speed-up | token agreement | identical rows |",
                   "|---|---|---|---|---|---|"]
@@ -122,4 +156,6 @@ def render(result: dict) -> str:
                          f"{g['fast_tokens_per_s']:,.0f} ({g['fast_batch']}) | "
                          f"{g['fast_tokens_per_s'] / g['plain_tokens_per_s']:.2f}x | {g['token_agreement']:.1%} | "
                          f"{g['identical_rows']:.1%} |")
+    for e in result.get("errors", []):
+        lines.append(f"FAILED {e['section']} {e['what']}: {e['error']}")
     return "\n".join(lines)

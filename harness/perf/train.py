@@ -5,19 +5,20 @@ plain: what the runner's plain path (HF Trainer) does per step: right-padded bat
        (fused on GPU, as the Trainer's default), no compile.
 fast:  packed rows (harness.runner.packing), loss from the LM head's input in chunks over the
        target positions only (harness.losses.chunked), the same optimizer; `+compile` adds
-       torch.compile of the model.
+       torch.compile of the model, as the runner's fast path does on GPU.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 
 from harness.losses.chunked import chunked_token_loss
-from harness.perf.measure import peak_memory, timed, train_flops_per_token
+from harness.perf.measure import peak_memory, synchronize, timed, train_flops_per_token
 from harness.runner.packing import PackedCollator
 from harness.runner.trainer import HeadInputCapture
 
@@ -73,18 +74,22 @@ def check_same(model, loss_fn, features: list[dict], device) -> dict:
 
 
 def measure_path(model, loss_fn, batches: list[list[dict]], device, path: str, warmup: int) -> dict:
-    """Tokens/s and peak memory of `path` (plain | fast | fast+compile) over `batches`."""
+    """Tokens/s and peak memory of `path` (plain | fast | fast+compile) over `batches`, the time
+    the warm-up steps took (compilation included) and the loss of the first step (same weights,
+    same batch on every path: it shows the paths compute the same thing)."""
     model = copy.deepcopy(model).to(device).train()
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=fused)
     capture = HeadInputCapture(model.get_output_embeddings())
     forward = model
     if path.endswith("+compile"):
-        forward = torch.compile(model)
+        # dynamic=True: packed rows vary in shape. The runner's Trainer compiles with automatic
+        # dynamic shapes, which after the first recompile runs this same dynamic graph.
+        forward = torch.compile(model, dynamic=True)
     collate = padded_batch if path == "plain" else PackedCollator(0)
     prepared = [collate(b) for b in batches]
 
-    def step(batch):
+    def step(batch) -> torch.Tensor:
         if path == "plain":
             loss = plain_loss(forward, loss_fn, batch, device)
         else:
@@ -92,9 +97,14 @@ def measure_path(model, loss_fn, batches: list[list[dict]], device, path: str, w
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
 
-    for batch in prepared[:warmup]:
+    started = time.perf_counter()
+    first_loss = step(prepared[0]).item()
+    for batch in prepared[1:warmup]:
         step(batch)
+    synchronize(device)
+    warmup_s = time.perf_counter() - started
     timed_batches = prepared[warmup:]
     position = iter(timed_batches)
     with peak_memory(device) as memory:
@@ -102,5 +112,5 @@ def measure_path(model, loss_fn, batches: list[list[dict]], device, path: str, w
     tokens = sum(len(f["input_ids"]) for b in batches[warmup:] for f in b)
     context = np.mean([len(f["input_ids"]) / 2 for b in batches for f in b])
     return {"path": path, "tokens_per_s": tokens / (seconds * len(timed_batches)),
-            "step_s": seconds, "peak_bytes": memory["peak_bytes"],
-            "flops_per_token": train_flops_per_token(model, context)}
+            "step_s": seconds, "warmup_s": warmup_s, "warmup_steps": warmup, "first_loss": first_loss,
+            "peak_bytes": memory["peak_bytes"], "flops_per_token": train_flops_per_token(model, context)}

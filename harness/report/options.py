@@ -19,6 +19,8 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     parser.add_argument("--no-deltas", action="store_true",
                         help="means and stds only: skip the paired deltas (no generations read, no tokenizer)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow the hub model's own tokenizer code, for models that need it (off by default)")
 
 
 def table_settings(args: argparse.Namespace):
@@ -28,4 +30,4 @@ def table_settings(args: argparse.Namespace):
         raise HarnessError(f"--n-boot must be >= 0, got {args.n_boot}", "use e.g. 1000 (0: deltas without CIs)")
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else None
     return TableSettings(n_boot=args.n_boot, bootstrap_seed=args.bootstrap_seed, metrics=metrics,
-                         deltas=not args.no_deltas)
+                         deltas=not args.no_deltas, trust_remote_code=args.trust_remote_code)

@@ -58,7 +58,7 @@ def write_point(root: Path, task: dict[str, Any], model: str, loss: str, options
                 global_steps: int | None = None, n_train: int | None = None) -> Path:
     """One point folder; metric_values=None leaves it incomplete (no metrics.json), like a crashed run."""
     config = {"format": 1, "task": task, "model": model, "loss": loss, "loss_options": options, "seed": seed,
-              "data_dir": None, "fast": True}
+              "data_dir": None, "fast": "auto", "compile": "auto"}
     from harness.models import model_slug
 
     path = point_dir(Path(root), task["name"], model_slug(model),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +39,7 @@ class TableSettings:
     bootstrap_seed: int = 0
     metrics: tuple[str, ...] | None = None  # None: every metric the points report
     deltas: bool = True  # False: means and stds only (no generations read, no bootstrap)
+    trust_remote_code: bool = False  # for the tokenizer the rare-token deltas load
 
 
 @dataclass
@@ -64,10 +66,10 @@ def metric_order(names: set[str] | list[str]) -> list[str]:
     return sorted(names, key=lambda n: (n == VALIDATION_CE, rank.get(n, len(known)), n))
 
 
-def default_tokenizer_loader(model: str):
+def default_tokenizer_loader(model: str, trust_remote_code: bool = False):
     from harness.models import load_tokenizer
 
-    return load_tokenizer(model)
+    return load_tokenizer(model, trust_remote_code=trust_remote_code)
 
 
 # ----------------------------------------------------------------- paired deltas
@@ -111,7 +113,8 @@ class _DeltaComputer:
     def __init__(self, group: Group, settings: TableSettings, tokenizer_loader: TokenizerLoader | None):
         self.group = group
         self.settings = settings
-        self.loader = tokenizer_loader or default_tokenizer_loader
+        self.loader = tokenizer_loader or partial(default_tokenizer_loader,
+                                                  trust_remote_code=settings.trust_remote_code)
         self.notes: list[str] = []
         self._rows: dict[Path, list[dict]] = {}
         self._tokenize: Any = None

@@ -55,7 +55,8 @@ def two_arm_labels(config_a: dict, config_b: dict) -> tuple[str, str]:
     return labels[arms[0]], labels[arms[1]]
 
 
-def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int = 1000,
+                   trust_remote_code: bool = False) -> dict[str, Any]:
     from harness.metrics import MetricContext, compare, token_ids_fn
     from harness.models import load_tokenizer
 
@@ -64,7 +65,7 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
     if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
         raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
                            "rerun both arms with the same task config")
-    tokenizer = load_tokenizer(config_a["model"])
+    tokenizer = load_tokenizer(config_a["model"], trust_remote_code=trust_remote_code)
     counts = np.load(a.path / TRAIN_COUNTS_FILE, allow_pickle=False)
     context = MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
     paired = compare(
@@ -136,7 +137,7 @@ def bench(base: RunConfig, arms: list[tuple[str, dict[str, Any]]], results_dir: 
     comparisons = []
     baseline = results[0]
     for other in results[1:]:
-        comparison = compare_points(baseline, other, seed=base.seed)
+        comparison = compare_points(baseline, other, seed=base.seed, trust_remote_code=base.trust_remote_code)
         comparison["report"] = str(write_comparison(comparison, baseline, other))
         comparisons.append(comparison)
     return comparisons

@@ -33,6 +33,8 @@ class RunConfig(BaseModel):
     trust_remote_code: bool = False
     fast: Literal["auto", "on", "off"] = Field(
         "auto", description="optimised training/generation paths: auto = on GPU only, on = also on CPU, off = plain HF")
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="torch.compile the model on the fast training path: auto = on GPU only")
 
 
 def config_hash(resolved: dict[str, Any]) -> str:

@@ -19,6 +19,12 @@ def fast_paths_enabled(requested: str) -> bool:
     return requested == "on" or (requested == "auto" and not use_cpu())
 
 
+def compile_enabled(requested: str, fast_training: bool) -> bool:
+    """RunConfig.compile: torch.compile (through the Trainer's `torch_compile`) is part of the fast
+    training path; 'auto' compiles on CUDA, where it pays off, 'on' also on CPU."""
+    return fast_training and (requested == "on" or (requested == "auto" and not use_cpu()))
+
+
 def process_state():
     from accelerate import PartialState
 

@@ -51,6 +51,9 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
     task = apply_overrides(load_task(run.task), run.overrides)
     # Embedded tasks name an offline model; hub tasks a hub id. --model overrides both.
     model_ref = run.model or task.offline_model or task.model
+    if run.compile == "on" and run.fast == "off":
+        raise HarnessError("compile is part of the fast training path, which --plain turns off",
+                           "drop --compile on, or drop --plain")
     loss_options = validate_options(run.loss, run.loss_options).model_dump(mode="json")
     resolved = {
         "format": RESULT_FORMAT,
@@ -61,6 +64,7 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
         "seed": run.seed,
         "data_dir": run.data_dir,
         "fast": run.fast,
+        "compile": run.compile,
     }
     name = point_name(run.loss, loss_options, run.seed, config_hash(resolved))
     store = PointStore(point_dir(results_dir, task.name, model_slug(model_ref), name))

@@ -15,7 +15,7 @@ import torch
 from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
 
 from harness.runner.packing import PackedCollator
-from harness.runner.dist import fast_paths_enabled, use_cpu
+from harness.runner.dist import compile_enabled, fast_paths_enabled, use_cpu
 from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
 
 
@@ -30,6 +30,10 @@ class TrainingSetup:
     path: str  # which training path ran, recorded in provenance
 
 
+# transformers >= 5.2x renamed gradient_checkpointing (the old name warns on every run); 5.17 has only it.
+CHECKPOINTING_ARGUMENT = ("activation_checkpointing"
+                          if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+                          else "gradient_checkpointing")
 DEFAULT_SAVE_STEPS = 50  # checkpoint cadence when the task sets none: bounds the work a crash loses
 KILL_AFTER_SAVE_ENV = "PDL_BENCH_KILL_AFTER_SAVE"
 
@@ -73,7 +77,8 @@ def order_hash(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()[:16]
 
 
-def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_validation: bool) -> TrainingArguments:
+def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_validation: bool,
+                       compile_model: bool = False) -> TrainingArguments:
     budget = task.training
     use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     evaluate_during = has_validation and bool(budget.eval_steps)
@@ -90,7 +95,7 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
         warmup_steps=budget.warmup_ratio,  # transformers 5 reads a value below 1 as a ratio of the steps
         weight_decay=budget.weight_decay,
         max_grad_norm=budget.max_grad_norm,
-        gradient_checkpointing=budget.gradient_checkpointing,
+        **{CHECKPOINTING_ARGUMENT: budget.gradient_checkpointing},
         fsdp=budget.fsdp,
         fsdp_config=budget.fsdp_config,
         lr_scheduler_type=budget.lr_scheduler_type,
@@ -102,6 +107,7 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
         save_steps=budget.save_steps or DEFAULT_SAVE_STEPS,
         save_total_limit=1,
         bf16=use_bf16,
+        torch_compile=compile_model,  # compiled once per point; packed rows vary in shape -> dynamic
         use_cpu=use_cpu(),  # lets torchrun form a gloo group on CPU-only machines
         report_to=[],
         # Data order is fixed by our seeded shuffle; both arms read it in the same sequence.
@@ -169,7 +175,8 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         collator = DataCollatorForSeq2Seq(
             tokenizer, model=model if is_encoder_decoder else None, label_pad_token_id=-100, padding=True,
         )
-    args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation)
+    compiled = compile_enabled(run.compile, fast)
+    args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation, compiled)
     trainer = PairedTrainer(
         model=model,
         args=args,
@@ -201,6 +208,7 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
     if fast:
         from harness.losses.chunked import supports_chunking
 
-        path = "fast (packed rows, " + ("chunked loss)" if supports_chunking(loss_fn) else "full logits)")
+        path = ("fast (packed rows, " + ("chunked loss" if supports_chunking(loss_fn) else "full logits")
+                + (", torch.compile)" if compiled else ")"))
     return TrainingSetup(trainer, str(resume) if resume else None, order_hash(list(train["id"])),
                          targets.counts, summary, has_validation, path)

@@ -1,0 +1,85 @@
+"""The runner end to end on whatever device this machine has (made for the GPU session of issue 7):
+one tiny point with the default paths (auto: on CUDA, packed rows + chunked loss + torch.compile
++ static KV cache, bf16) and the same point with the plain HF paths, from the same init and data
+order. Prints which paths ran and how far apart they ended; writes the summary as JSON.
+
+It needs no download and no ../shared: the tokenizer and the random-init model are built from
+tests/data/corpus.txt (tests/tiny.py), and the task is a KJV -> WEB task over that corpus.
+
+    python3 scripts/gpu_runner_check.py --out /tmp/runner-check          # on the GPU machine
+    .venv/bin/python scripts/gpu_runner_check.py --fast on --compile on   # the same paths on CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+TRAINING = {"learning_rate": 1e-3, "max_steps": 30, "per_device_train_batch_size": 8,
+            "per_device_eval_batch_size": 16, "logging_steps": 5, "save_steps": 15, "eval_steps": 15}
+
+
+def train_losses(folder: Path) -> list[float]:
+    rows = map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/runner-check"), help="work and results folder")
+    parser.add_argument("--fast", choices=["auto", "on"], default="auto", help="the default arm's fast setting")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
+    args = parser.parse_args()
+
+    import torch
+
+    import tiny
+    from harness.runner.config import RunConfig
+    from harness.runner.point import run_point
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_dir = args.out / "model"
+    if not (model_dir / "config.json").is_file():
+        tiny.build_causal_lm(model_dir, tiny.build_tokenizer(model_dir))
+    task = tiny.build_style_task(args.out / "task", model_dir, sizes=(300, 40, 64), training=TRAINING)
+    arms = {"default": dict(fast=args.fast, compile=args.compile), "plain": dict(fast="off", compile="auto")}
+    summary: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                     "torch": torch.__version__, "arms": {}}
+    predictions = {}
+    for name, paths in arms.items():
+        started = time.perf_counter()
+        result = run_point(RunConfig(task=str(task), loss="pdl", loss_options={"alpha": 1.0}, **paths),
+                           args.out / "results", progress=False)
+        rows = [json.loads(line) for line in (result.path / "generations.jsonl").read_text().splitlines()]
+        predictions[name] = [r["prediction"] for r in rows]
+        prov = result.provenance
+        summary["arms"][name] = {
+            "seconds": round(time.perf_counter() - started, 1), "timings": prov["timings"],
+            "training_path": prov["training_path"], "generation_path": prov["generation_path"],
+            "precision": prov["precision"], "validation_ce": result.metrics["validation_ce"],
+            "train_losses": train_losses(result.path), "init_hash": prov["init_hash"],
+            "data_order_hash": prov["data_order_hash"],
+        }
+    a, b = summary["arms"]["default"], summary["arms"]["plain"]
+    summary["identical_predictions"] = sum(x == y for x, y in zip(predictions["default"], predictions["plain"])) / len(
+        predictions["plain"])
+    summary["validation_ce_rel_diff"] = abs(a["validation_ce"] - b["validation_ce"]) / b["validation_ce"]
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    same_start = a["init_hash"] == b["init_hash"] and a["data_order_hash"] == b["data_order_hash"]
+    fast_ran = a["training_path"].startswith("fast") and a["generation_path"].startswith("fast")
+    print(f"same init and data order: {same_start}; default arm took the fast paths: {fast_ran}; "
+          f"validation CE {a['validation_ce']:.4f} vs plain {b['validation_ce']:.4f} "
+          f"(rel diff {summary['validation_ce_rel_diff']:.1e}); identical predictions "
+          f"{summary['identical_predictions']:.0%}")
+    return 0 if same_start and fast_ran else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
