@@ -1,7 +1,9 @@
 """The runner end to end on whatever device this machine has (made for the GPU session of issue 7):
 one tiny point with the default paths (auto: on CUDA, packed rows + chunked loss + torch.compile
 + static KV cache, bf16) and the same point with the plain HF paths, from the same init and data
-order. Prints which paths ran and how far apart they ended; writes the summary as JSON.
+order. Prints which paths ran and how far apart they ended, then decodes the test split from the
+default arm's trained weights with both generation paths (the token agreement and the metric
+difference the generation path alone causes); writes the summary as JSON.
 
 It needs no download and no ../shared: the tokenizer and the random-init model are built from
 tests/data/corpus.txt (tests/tiny.py), and the task is a KJV -> WEB task over that corpus.
@@ -22,12 +24,50 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 TRAINING = {"learning_rate": 1e-3, "max_steps": 30, "per_device_train_batch_size": 8,
-            "per_device_eval_batch_size": 16, "logging_steps": 5, "save_steps": 15, "eval_steps": 15}
+            "per_device_eval_batch_size": 16, "logging_steps": 5, "save_steps": 15, "eval_steps": 15,
+            "keep_checkpoints": True}
 
 
 def train_losses(folder: Path) -> list[float]:
     rows = map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())
     return [r["loss"] for r in rows if "loss" in r]
+
+
+def generation_paths_on_one_model(task_path: Path, point_path: Path, device: str) -> dict:
+    """Plain (dynamic cache) and fast (static cache) greedy generation from the same trained
+    weights (the point's last checkpoint), scored with the task's metrics: the token agreement
+    and the metric difference that the generation path alone causes."""
+    import numpy as np
+
+    from harness.data import load_splits, tokenize_for_generation
+    from harness.models import load_model
+    from harness.runner.generation import generate
+    from harness.runner.point import score_point
+    from harness.runner.trainer import last_complete_checkpoint
+    from harness.task import load_task
+
+    task = load_task(str(task_path))
+    checkpoint = last_complete_checkpoint(point_path / "checkpoints")
+    model, tokenizer, _ = load_model(str(checkpoint))
+    model.to(device)
+    test = tokenize_for_generation(task, load_splits(task, splits=["test"])["test"], tokenizer,
+                                   is_encoder_decoder=False)
+    counts = np.load(point_path / "train_counts.npy", allow_pickle=False)
+    out: dict = {"checkpoint": str(checkpoint), "dtype": str(model.dtype)}
+    for path in ("plain", "fast"):
+        started = time.perf_counter()
+        predictions = generate(model, tokenizer, list(test["input_ids"]), task.generation, is_encoder_decoder=False,
+                               batch_size=16, progress=False, fast=path == "fast")
+        seconds = time.perf_counter() - started
+        rows = [{"prediction": p, "reference": r} for p, r in zip(predictions, test["reference"])]
+        metrics = score_point(task, rows, tokenizer, counts, seed=0)["metrics"]
+        out[path] = {"seconds": round(seconds, 2), "predictions": predictions,
+                     "metrics": {name: m["value"] for name, m in metrics.items()}}
+    plain, fast = out["plain"], out["fast"]
+    out["identical_predictions"] = float(np.mean([a == b for a, b in zip(plain["predictions"], fast["predictions"])]))
+    out["metric_difference_fast_minus_plain"] = {name: fast["metrics"][name] - plain["metrics"][name]
+                                                 for name in plain["metrics"]}
+    return out
 
 
 def main() -> int:
@@ -51,13 +91,14 @@ def main() -> int:
     arms = {"default": dict(fast=args.fast, compile=args.compile), "plain": dict(fast="off", compile="auto")}
     summary: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                      "torch": torch.__version__, "arms": {}}
-    predictions = {}
+    predictions, folders = {}, {}
     for name, paths in arms.items():
         started = time.perf_counter()
         result = run_point(RunConfig(task=str(task), loss="pdl", loss_options={"alpha": 1.0}, **paths),
                            args.out / "results", progress=False)
         rows = [json.loads(line) for line in (result.path / "generations.jsonl").read_text().splitlines()]
         predictions[name] = [r["prediction"] for r in rows]
+        folders[name] = result.path
         prov = result.provenance
         summary["arms"][name] = {
             "seconds": round(time.perf_counter() - started, 1), "timings": prov["timings"],
@@ -70,8 +111,15 @@ def main() -> int:
     summary["identical_predictions"] = sum(x == y for x, y in zip(predictions["default"], predictions["plain"])) / len(
         predictions["plain"])
     summary["validation_ce_rel_diff"] = abs(a["validation_ce"] - b["validation_ce"]) / b["validation_ce"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    generation = generation_paths_on_one_model(task, folders["default"], device)
+    summary["generation_paths_one_model"] = generation
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "generation_paths_one_model"}, indent=2))
+    print(f"one trained model ({generation['dtype']}), plain vs fast generation: identical predictions "
+          f"{generation['identical_predictions']:.0%}, {generation['plain']['seconds']} s vs "
+          f"{generation['fast']['seconds']} s; metric difference fast - plain: "
+          + ", ".join(f"{k} {v:+.4g}" for k, v in generation["metric_difference_fast_minus_plain"].items()))
     same_start = a["init_hash"] == b["init_hash"] and a["data_order_hash"] == b["data_order_hash"]
     fast_ran = a["training_path"].startswith("fast") and a["generation_path"].startswith("fast")
     print(f"same init and data order: {same_start}; default arm took the fast paths: {fast_ran}; "
