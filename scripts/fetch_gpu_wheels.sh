@@ -12,6 +12,10 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   "${PLATFORMS[@]}" -d .whl \
   datasets==5.2.0 evaluate==0.4.6 nltk==3.10.4 dill==0.4.1 multiprocess==0.70.19 \
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 gguf==0.19.0
+# The image's pyarrow version is unknown and datasets 5.2 needs >= 24: a fallback that gpu_perf.sh
+# installs only if `import datasets` fails with the image's own pyarrow (~45 MB of the 64 MiB carry).
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  "${PLATFORMS[@]}" -d .whl/fallback pyarrow==26.0.1
 # rouge-score is published as a source archive only: build its (pure-Python) wheel here.
 python3 -m pip wheel -q --no-deps -w .whl rouge-score==0.1.2
 du -sh .whl

@@ -12,20 +12,31 @@ PERF_SIZE=${PERF_SIZE:-full}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PDL_BENCH_CACHE=${PDL_BENCH_CACHE:-/tmp/pdl-bench-cache}
+install_wheels() {
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$@"
+}
 if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "wheel install failed"; exit 3; }
+  install_wheels .whl/*.whl || { echo "wheel install failed"; exit 3; }
   export PYTHONPATH=/tmp/site:$PWD
+  # datasets needs a recent pyarrow: use the carried one if the image's is too old. If datasets
+  # still fails, set it aside: perf does not need it (transformers would import a broken one).
+  if ! python3 -c "import datasets" 2>"$OUT/datasets-import.txt"; then
+    echo "import datasets failed with the image's pyarrow (datasets-import.txt); installing the carried pyarrow"
+    compgen -G ".whl/fallback/*.whl" > /dev/null && install_wheels .whl/fallback/*.whl
+    python3 -c "import datasets" 2>>"$OUT/datasets-import.txt" \
+      || { echo "datasets still fails: set aside, the runner check will fail"; mv /tmp/site/datasets /tmp/datasets-aside; }
+  fi
 else
   echo "no .whl/ here: using the installed packages"
   export PYTHONPATH=$PWD
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
-  python3 -c "import torch, transformers, accelerate, datasets, evaluate, rouge_score, pydantic, harness.cli
+  python3 -c "import torch, transformers, accelerate, pydantic, harness.cli
 print('python', __import__('sys').version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__,
-      'accelerate', accelerate.__version__, 'datasets', datasets.__version__, 'cuda', torch.cuda.is_available())"
+      'accelerate', accelerate.__version__, 'cuda', torch.cuda.is_available())"
+  python3 -c "import datasets, evaluate, rouge_score, pyarrow; print('datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)"
 } 2>&1 | tee "$OUT/env.txt"
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "imports failed: see $OUT/env.txt"; exit 4; }
+python3 -c "import torch, transformers, pydantic, harness.perf.report" || { echo "perf cannot import: see $OUT/env.txt"; exit 4; }
 git rev-parse HEAD > "$OUT/git.txt" 2>/dev/null || true
 
 # Budget: ~10 s install, <= 370 s perf, <= 150 s runner check: under the 560 s the run call allows.
