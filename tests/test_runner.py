@@ -51,6 +51,9 @@ def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path)
     assert metrics["validation_ce"] > 0
     prov = json.loads((result.path / PROVENANCE_FILE).read_text())
     assert prov["global_steps"] == 6 and prov["versions"]["torch"]
+    # the default on CPU: packed rows + chunked loss, no compile, plain generation (docs/perf.md)
+    assert prov["training_path"] == "fast (packed rows, chunked loss)"
+    assert prov["generation_path"] == "plain (dynamic KV cache)"
     assert not (result.path / "checkpoints").exists()  # removed once the point is complete
     again = run_point(point(task_file), tmp_path, progress=False)
     assert again.skipped and again.path == result.path and again.metrics == result.metrics

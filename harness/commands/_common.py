@@ -29,9 +29,11 @@ def add_point_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
     speed = parser.add_mutually_exclusive_group()
-    speed.add_argument("--plain", action="store_true", help="use the plain HF training/generation paths (default on CPU)")
+    speed.add_argument("--plain", action="store_true",
+                       help="use the plain HF paths (padded batches, full logits, dynamic KV cache)")
     speed.add_argument("--fast", action="store_true",
-                       help="force the optimised paths (packing, chunked loss, static KV cache) also on CPU; default: on GPU only")
+                       help="also use static-KV-cache generation on CPU (default: packed rows + chunked loss "
+                            "everywhere, static cache on GPU)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile the model on the fast training path (auto: on GPU only; "
                              "off if compilation fails on your stack)")

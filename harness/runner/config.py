@@ -32,7 +32,8 @@ class RunConfig(BaseModel):
     overrides: list[str] = Field(default_factory=list, description="task overrides, key.path=value")
     trust_remote_code: bool = False
     fast: Literal["auto", "on", "off"] = Field(
-        "auto", description="optimised training/generation paths: auto = on GPU only, on = also on CPU, off = plain HF")
+        "auto", description="optimised paths: auto = packed/chunked training everywhere, static-cache generation "
+                           "on GPU; on = all of them also on CPU; off = plain HF")
     compile: Literal["auto", "on", "off"] = Field(
         "auto", description="torch.compile the model on the fast training path: auto = on GPU only")
 

@@ -155,7 +155,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from harness.data import load_splits, tokenize_for_generation
     from harness.models import load_model
     from harness.provenance import provenance
-    from harness.runner.dist import fast_paths_enabled
+    from harness.runner.dist import fast_generation_enabled
     from harness.runner.evaluation import validation_ce
     from harness.runner.generation import generate
     from harness.runner.training import prepare_training
@@ -187,7 +187,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
 
     start = time.perf_counter()
     gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
-    fast_generation = fast_paths_enabled(run.fast) and not is_encoder_decoder
+    fast_generation = fast_generation_enabled(run.fast) and not is_encoder_decoder
     predictions = generate(
         unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
         is_encoder_decoder=is_encoder_decoder,

@@ -15,7 +15,7 @@ import torch
 from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
 
 from harness.runner.packing import PackedCollator
-from harness.runner.dist import compile_enabled, fast_paths_enabled, use_cpu
+from harness.runner.dist import compile_enabled, fast_training_enabled, use_cpu
 from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
 
 
@@ -128,10 +128,10 @@ def freeze_embeddings(model) -> None:
 
 
 def fast_training(requested: str, model, is_encoder_decoder: bool) -> bool:
-    """Packed rows + chunked loss (RunConfig.fast; 'auto' = GPU only, see docs/perf.md), for
+    """Packed rows + chunked loss (RunConfig.fast: unless 'off', see docs/perf.md), for
     decoder-only models whose LM head is a bias-free linear layer."""
     head = model.get_output_embeddings()
-    return (fast_paths_enabled(requested) and not is_encoder_decoder
+    return (fast_training_enabled(requested) and not is_encoder_decoder
             and isinstance(head, torch.nn.Linear) and head.bias is None)
 
 
