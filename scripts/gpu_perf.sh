@@ -39,11 +39,16 @@ print('python', __import__('sys').version.split()[0], 'torch', torch.__version__
 python3 -c "import torch, transformers, pydantic, harness.perf.report" || { echo "perf cannot import: see $OUT/env.txt"; exit 4; }
 git rev-parse HEAD > "$OUT/git.txt" 2>/dev/null || true
 
-# Budget: ~10 s install, <= 370 s perf, <= 150 s runner check: under the 560 s the run call allows.
-timeout 370 python3 -m harness perf --size "$PERF_SIZE" --output "$OUT/perf-$PERF_SIZE.json" 2>&1 | tee "$OUT/perf.txt"
-echo "perf exit status: ${PIPESTATUS[0]} (124: cut at 370 s; the JSON holds what was measured)" | tee -a "$OUT/perf.txt"
-timeout 150 python3 scripts/gpu_runner_check.py --out /tmp/runner-check > "$OUT/runner-check.txt" 2>&1
+# Budget: the run call allows 560 s. Each step's limit is what is left of it, counted from this
+# script's start ($SECONDS), so a slow install or import shortens perf, never the call; -k kills
+# a step that ignores the TERM. perf stops at 400 s, the runner check at 545 s.
+left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }  # seconds until mark $1, >= 1
+timeout -k 5 "$(left 400)" python3 -m harness perf --size "$PERF_SIZE" --output "$OUT/perf-$PERF_SIZE.json" 2>&1 | tee "$OUT/perf.txt"
+echo "perf exit status: ${PIPESTATUS[0]} (124: cut by its time limit; the JSON holds what was measured)" | tee -a "$OUT/perf.txt"
+timeout -k 5 "$(left 545)" python3 scripts/gpu_runner_check.py --out /tmp/runner-check \
+  --budget-s "$(left 530)" > "$OUT/runner-check.txt" 2>&1
 status=$?
 tail -n 2 "$OUT/runner-check.txt"
-echo "runner check exit status: $status (1: the default arm did not take the fast paths)" | tee -a "$OUT/runner-check.txt"
+echo "runner check exit status: $status (1: the default arm did not take the fast paths; 124: cut)" | tee -a "$OUT/runner-check.txt"
 cp /tmp/runner-check/summary.json "$OUT/runner-check.json" 2>/dev/null || true
+echo "script time: $SECONDS s"

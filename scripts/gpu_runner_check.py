@@ -70,12 +70,23 @@ def generation_paths_on_one_model(task_path: Path, point_path: Path, device: str
     return out
 
 
+GENERATION_CHECK_S = 45  # what the generation-path check needs at most (static-cache compile included)
+
+
+def arm_line(name: str, arm: dict) -> str:
+    return (f"arm {name}: {arm['training_path']}; {arm['generation_path']}; {arm['precision']}; "
+            f"validation CE {arm['validation_ce']:.4f}; {arm['seconds']} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("/tmp/runner-check"), help="work and results folder")
     parser.add_argument("--fast", choices=["auto", "on"], default="auto", help="the default arm's fast setting")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--budget-s", type=float, help="skip the generation-path check when less than "
+                        f"{GENERATION_CHECK_S} s of this budget is left after the two arms")
     args = parser.parse_args()
+    began = time.perf_counter()
 
     import torch
 
@@ -91,6 +102,7 @@ def main() -> int:
     arms = {"default": dict(fast=args.fast, compile=args.compile), "plain": dict(fast="off", compile="auto")}
     summary: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                      "torch": torch.__version__, "arms": {}}
+    save = lambda: (args.out / "summary.json").write_text(json.dumps(summary, indent=2))  # noqa: E731
     predictions, folders = {}, {}
     for name, paths in arms.items():
         started = time.perf_counter()
@@ -107,25 +119,36 @@ def main() -> int:
             "train_losses": train_losses(result.path), "init_hash": prov["init_hash"],
             "data_order_hash": prov["data_order_hash"],
         }
+        save()  # a run cut by a time limit keeps the arms it finished
+        print(arm_line(name, summary["arms"][name]), flush=True)
     a, b = summary["arms"]["default"], summary["arms"]["plain"]
     summary["identical_predictions"] = sum(x == y for x, y in zip(predictions["default"], predictions["plain"])) / len(
         predictions["plain"])
     summary["validation_ce_rel_diff"] = abs(a["validation_ce"] - b["validation_ce"]) / b["validation_ce"]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    generation = generation_paths_on_one_model(task, folders["default"], device)
-    summary["generation_paths_one_model"] = generation
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k != "generation_paths_one_model"}, indent=2))
-    print(f"one trained model ({generation['dtype']}), plain vs fast generation: identical predictions "
-          f"{generation['identical_predictions']:.0%}, {generation['plain']['seconds']} s vs "
-          f"{generation['fast']['seconds']} s; metric difference fast - plain: "
-          + ", ".join(f"{k} {v:+.4g}" for k, v in generation["metric_difference_fast_minus_plain"].items()))
+    save()
     same_start = a["init_hash"] == b["init_hash"] and a["data_order_hash"] == b["data_order_hash"]
     fast_ran = a["training_path"].startswith("fast") and a["generation_path"].startswith("fast")
-    print(f"same init and data order: {same_start}; default arm took the fast paths: {fast_ran}; "
-          f"validation CE {a['validation_ce']:.4f} vs plain {b['validation_ce']:.4f} "
-          f"(rel diff {summary['validation_ce_rel_diff']:.1e}); identical predictions "
-          f"{summary['identical_predictions']:.0%}")
+    verdict = (f"same init and data order: {same_start}; default arm took the fast paths: {fast_ran}; "
+               f"validation CE {a['validation_ce']:.4f} vs plain {b['validation_ce']:.4f} "
+               f"(rel diff {summary['validation_ce_rel_diff']:.1e}); identical predictions "
+               f"{summary['identical_predictions']:.0%}")
+    print(verdict, flush=True)
+
+    left = None if args.budget_s is None else args.budget_s - (time.perf_counter() - began)
+    if left is not None and left < GENERATION_CHECK_S:
+        summary["generation_paths_one_model"] = f"skipped: {left:.0f} s of the budget left"
+        line = f"generation paths on one model: {summary['generation_paths_one_model']}"
+    else:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        generation = generation_paths_on_one_model(task, folders["default"], device)
+        summary["generation_paths_one_model"] = generation
+        line = (f"one trained model ({generation['dtype']}), plain vs fast generation: identical predictions "
+                f"{generation['identical_predictions']:.0%}, {generation['plain']['seconds']} s vs "
+                f"{generation['fast']['seconds']} s; metric difference fast - plain: "
+                + ", ".join(f"{k} {v:+.4g}" for k, v in generation["metric_difference_fast_minus_plain"].items()))
+    save()
+    print(verdict)
+    print(line)
     return 0 if same_start and fast_ran else 1
 
 

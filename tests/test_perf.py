@@ -75,17 +75,33 @@ def test_chunked_loss_equals_full_loss_fp32(name, options):
 
 
 def test_chunked_loss_bf16_within_tolerance():
+    """Under bf16 autocast (the GPU path): value and gradients of hidden states and head weight
+    agree with the full-logits bf16 path and with fp32, within bf16 rounding."""
     loss = build_loss("pdl", {"alpha": 0.5}, context())
     gen = torch.Generator().manual_seed(1)
-    hidden = torch.randn(1, 64, 32, generator=gen)
-    weight = torch.randn(VOCAB, 32, generator=gen) * 0.2
+    hidden0 = torch.randn(1, 64, 32, generator=gen)
+    weight0 = torch.randn(VOCAB, 32, generator=gen) * 0.2
     labels = torch.randint(0, VOCAB, (1, 64), generator=gen)
-    exact = loss({"logits": hidden @ weight.T}, labels)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        approx = chunked_token_loss(loss, hidden, weight, labels, chunk=16)
-        full_bf16 = loss({"logits": hidden @ weight.T}, labels)
-    assert abs(approx.item() - exact.item()) < 2e-2 * exact.item()
-    assert abs(approx.item() - full_bf16.item()) < 1e-2 * exact.item()
+
+    def run(kind: str):
+        hidden, weight = hidden0.clone().requires_grad_(True), weight0.clone().requires_grad_(True)
+        if kind == "fp32":
+            value = loss({"logits": hidden @ weight.T}, labels)
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                value = (chunked_token_loss(loss, hidden, weight, labels, chunk=16) if kind == "chunked"
+                         else loss({"logits": hidden @ weight.T}, labels))
+        value.backward()
+        return value.item(), hidden.grad, weight.grad
+
+    exact, chunked, full_bf16 = run("fp32"), run("chunked"), run("full_bf16")
+    assert abs(chunked[0] - exact[0]) < 2e-2 * exact[0]
+    assert abs(chunked[0] - full_bf16[0]) < 1e-2 * exact[0]
+    for grad in (1, 2):  # hidden, weight: float32 gradients, bf16 matmuls inside
+        assert chunked[grad].dtype == torch.float32
+        rel = lambda a, b: float((a - b).norm() / b.norm())
+        assert rel(chunked[grad], exact[grad]) < 2e-2
+        assert rel(chunked[grad], full_bf16[grad]) < 2e-2
 
 
 def test_chunking_refuses_losses_beyond_the_target_token():

@@ -208,10 +208,12 @@ def test_compiled_fast_path_trains_like_the_eager_fast_path(task_file, tmp_path)
     assert metrics_of(compiled.path)["validation_ce"] == pytest.approx(metrics_of(eager.path)["validation_ce"], rel=1e-4)
 
 
-def test_compile_without_the_fast_path_is_refused(task_file, tmp_path):
+def test_compile_without_the_fast_path_is_refused(task_file, tmp_path, tiny_seq2seq_dir):
     with pytest.raises(HarnessError, match="compile is part of the fast training path"):
         run_point(point(task_file, fast="off", compile="on"), tmp_path, progress=False)
-    assert not (tmp_path / "tiny-bible").exists()
+    with pytest.raises(HarnessError, match="needs the fast training path, which this model cannot take"):
+        run_point(point(task_file, model=str(tiny_seq2seq_dir), compile="on"), tmp_path, progress=False)
+    assert not any((tmp_path / "tiny-bible").glob("*/*"))  # no point folder left behind
 
 
 def test_encoder_decoder_model_runs_a_point(task_file, tmp_path, tiny_seq2seq_dir):

@@ -64,11 +64,13 @@ class _ChunkedWeightedNLL(torch.autograd.Function):
             grad_logits = probs.mul_(scale[rows, None]).to(dtype)
             if grad_hidden is not None:
                 grad_hidden[rows] = (grad_logits @ head).to(hidden.dtype)
-            if grad_weight is not None:  # accumulated in place: no second [vocab, hidden] temporary
+            if grad_weight is not None:  # accumulated in place into the float32 gradient
                 if grad_logits.dtype == grad_weight.dtype:
-                    grad_weight.addmm_(grad_logits.T, h)
+                    grad_weight.addmm_(grad_logits.T, h)  # no [vocab, hidden] temporary at all
                 else:
-                    grad_weight.add_(grad_logits.T @ h)  # float32 += bf16 product, promoted per element
+                    # under autocast the product is a bf16 [vocab, hidden] temporary (half the size
+                    # of a float32 one), promoted per element as it is added
+                    grad_weight.add_(grad_logits.T @ h)
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None, None

@@ -35,7 +35,7 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
                  "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                  "matmul_peak_flops": None if loss_only else matmul_peak(device, peak_dtype),
                  "peak_dtype": str(peak_dtype), "training": [], "training_check": [], "loss_memory": [],
-                 "generation": [], "seconds": {}, "errors": []}
+                 "generation": [], "models": [], "seconds": {}, "errors": []}
 
     def measured(section: str, label: str, measure: Callable[[], dict]) -> dict | None:
         started = time.perf_counter()
@@ -83,7 +83,8 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
 
     for shape in models:
         started = time.perf_counter()
-        measure_model(shape)
+        # building a model or its data can fail too (out of memory): recorded, next shape goes on
+        measured("models", shape, lambda: measure_model(shape) or {"model": shape})
         out["seconds"][shape] = time.perf_counter() - started
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -33,7 +33,7 @@ class RunConfig(BaseModel):
     trust_remote_code: bool = False
     fast: Literal["auto", "on", "off"] = Field(
         "auto", description="optimised paths: auto = packed/chunked training everywhere, static-cache generation "
-                           "on GPU; on = all of them also on CPU; off = plain HF")
+                           "on GPU; on = static-cache generation also on CPU; off = plain HF")
     compile: Literal["auto", "on", "off"] = Field(
         "auto", description="torch.compile the model on the fast training path: auto = on GPU only")
 

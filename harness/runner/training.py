@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
 
+from harness.errors import HarnessError
 from harness.runner.packing import PackedCollator
 from harness.runner.dist import compile_enabled, fast_training_enabled, use_cpu
 from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
@@ -175,6 +176,11 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         collator = DataCollatorForSeq2Seq(
             tokenizer, model=model if is_encoder_decoder else None, label_pad_token_id=-100, padding=True,
         )
+    if run.compile == "on" and not fast:
+        raise HarnessError(
+            "--compile on needs the fast training path, which this model cannot take "
+            "(an encoder-decoder model, or an LM head that is not a bias-free linear layer)",
+            "drop --compile on for this model")
     compiled = compile_enabled(run.compile, fast)
     args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation, compiled)
     trainer = PairedTrainer(
