@@ -28,9 +28,9 @@ TRAINING = {"learning_rate": 1e-3, "max_steps": 30, "per_device_train_batch_size
             "keep_checkpoints": True}
 
 
-def train_losses(folder: Path) -> list[float]:
-    rows = map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())
-    return [r["loss"] for r in rows if "loss" in r]
+def identical_share(a: list[str], b: list[str]) -> float:
+    """Share of test examples whose two predictions are the same string."""
+    return sum(x == y for x, y in zip(a, b)) / len(b)
 
 
 def generation_paths_on_one_model(task_path: Path, point_path: Path, device: str) -> dict:
@@ -64,7 +64,7 @@ def generation_paths_on_one_model(task_path: Path, point_path: Path, device: str
         out[path] = {"seconds": round(seconds, 2), "predictions": predictions,
                      "metrics": {name: m["value"] for name, m in metrics.items()}}
     plain, fast = out["plain"], out["fast"]
-    out["identical_predictions"] = float(np.mean([a == b for a, b in zip(plain["predictions"], fast["predictions"])]))
+    out["identical_predictions"] = identical_share(fast["predictions"], plain["predictions"])
     out["metric_difference_fast_minus_plain"] = {name: fast["metrics"][name] - plain["metrics"][name]
                                                  for name in plain["metrics"]}
     return out
@@ -116,14 +116,13 @@ def main() -> int:
             "seconds": round(time.perf_counter() - started, 1), "timings": prov["timings"],
             "training_path": prov["training_path"], "generation_path": prov["generation_path"],
             "precision": prov["precision"], "validation_ce": result.metrics["validation_ce"],
-            "train_losses": train_losses(result.path), "init_hash": prov["init_hash"],
+            "train_losses": tiny.train_losses(result.path), "init_hash": prov["init_hash"],
             "data_order_hash": prov["data_order_hash"],
         }
         save()  # a run cut by a time limit keeps the arms it finished
         print(arm_line(name, summary["arms"][name]), flush=True)
     a, b = summary["arms"]["default"], summary["arms"]["plain"]
-    summary["identical_predictions"] = sum(x == y for x, y in zip(predictions["default"], predictions["plain"])) / len(
-        predictions["plain"])
+    summary["identical_predictions"] = identical_share(predictions["default"], predictions["plain"])
     summary["validation_ce_rel_diff"] = abs(a["validation_ce"] - b["validation_ce"]) / b["validation_ce"]
     save()
     same_start = a["init_hash"] == b["init_hash"] and a["data_order_hash"] == b["data_order_hash"]

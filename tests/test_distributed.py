@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from test_runner import task_file  # noqa: F401  (the tiny local task fixture)
+from tiny import train_losses
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,9 +41,7 @@ def test_two_process_ddp_matches_single_process(task_file, tmp_path):  # noqa: F
     assert prov["data_order_hash"] == json.loads((one / "provenance.json").read_text())["data_order_hash"]
     a, b = json.loads((one / "metrics.json").read_text()), json.loads((two / "metrics.json").read_text())
     assert b["validation_ce"] == pytest.approx(a["validation_ce"], rel=1e-4)
-    log_a = [r["loss"] for r in map(json.loads, (one / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
-    log_b = [r["loss"] for r in map(json.loads, (two / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
-    assert log_b == pytest.approx(log_a, rel=1e-4)
+    assert train_losses(two) == pytest.approx(train_losses(one), rel=1e-4)
     # Only rank 0 wrote: one point folder, no stray files from rank 1.
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     assert yaml.safe_load((two / "config.json").read_text())["task"]["training"]["per_device_train_batch_size"] == 2

@@ -16,7 +16,7 @@ from harness.errors import HarnessError
 from harness.runner.config import RunConfig
 from harness.runner.point import run_point
 from harness.runner.store import GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE
-from tiny import STYLE_METRICS as METRICS, build_style_task
+from tiny import STYLE_METRICS as METRICS, build_style_task, train_losses
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -180,8 +180,7 @@ def test_fast_paths_match_plain_paths_on_cpu(task_file, tmp_path):
     assert json.loads((plain.path / PROVENANCE_FILE).read_text())["training_path"].startswith("plain")
     a, b = metrics_of(plain.path), metrics_of(fast.path)
     assert b["validation_ce"] == pytest.approx(a["validation_ce"], rel=1e-4)
-    log = lambda p: [r["loss"] for r in map(json.loads, (p / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
-    assert log(fast.path) == pytest.approx(log(plain.path), rel=1e-4)
+    assert train_losses(fast.path) == pytest.approx(train_losses(plain.path), rel=1e-4)
     assert (fast.path / GENERATIONS_FILE).read_text() == (plain.path / GENERATIONS_FILE).read_text()
 
 
@@ -202,9 +201,8 @@ def test_compiled_fast_path_trains_like_the_eager_fast_path(task_file, tmp_path)
     assert compiled.path != eager.path
     prov = json.loads((compiled.path / PROVENANCE_FILE).read_text())
     assert prov["training_path"] == "fast (packed rows, chunked loss, torch.compile)"
-    log = lambda p: [r["loss"] for r in map(json.loads, (p / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
-    assert len(log(compiled.path)) == len(log(eager.path)) > 1
-    assert log(compiled.path) == pytest.approx(log(eager.path), rel=1e-4)
+    assert len(train_losses(compiled.path)) == len(train_losses(eager.path)) > 1
+    assert train_losses(compiled.path) == pytest.approx(train_losses(eager.path), rel=1e-4)
     assert metrics_of(compiled.path)["validation_ce"] == pytest.approx(metrics_of(eager.path)["validation_ce"], rel=1e-4)
 
 
