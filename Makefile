@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 task_arg  = $(if $(TASK),--task $(TASK))
 model_arg = $(if $(MODEL),--model $(MODEL))
 
-.PHONY: install test test-fast bench sweep table plot report perf perf-metrics clean help
+.PHONY: install test test-fast check-floors bench sweep table plot report perf perf-metrics clean help
 
 help:
 	@echo "make bench [TASK=name] [MODEL=id]   CE vs PDL on a task (default: the embedded offline task)"
@@ -23,6 +23,7 @@ help:
 	@echo "make perf                           training/generation speed and memory, fast vs plain path (results/perf/)"
 	@echo "make perf-metrics                   time the metric suite on 11,334 XSum-sized pairs (results/perf/)"
 	@echo "make test                           the test suite (installs everything first)"
+	@echo "make check-floors                   fast tests in a fresh venv with every dependency at its declared floor"
 
 install:
 	@VENV=$(VENV) bash scripts/install.sh
@@ -32,6 +33,9 @@ test: install
 
 test-fast: install
 	PDL_SKIP_SLOW=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+check-floors:
+	bash scripts/check_floors.sh $(PYTEST_ARGS)
 
 bench: install
 	$(PDL) bench $(task_arg) $(model_arg) $(ARGS)

@@ -1,7 +1,11 @@
-"""Crash-safe file writes (write to a temp file in the same folder, fsync, rename) and JSONL reading."""
+"""Crash-safe file writes (write to a temp file in the same folder, fsync, rename) and the readers
+of text, JSON, JSONL and .npy files. A failed write, or a file that is not what its reader expects,
+fails with one line naming the file (HarnessError), never with a library's traceback."""
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
 import tempfile
@@ -18,6 +22,7 @@ def _write_atomic(path: Path, mode: str, write: Callable[[IO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, new_file_mode())  # mkstemp makes 0600; results are shared like any file
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as handle:
             write(handle)
             handle.flush()
@@ -33,10 +38,46 @@ def _write_atomic(path: Path, mode: str, write: Callable[[IO], None]) -> None:
         os.close(folder)
 
 
+def new_file_mode() -> int:
+    """The mode open() would give a new file under this process's umask (0644 under umask 022)."""
+    umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_error(path: Path, err: OSError) -> HarnessError:
+    """One line naming the file a write failed on (read-only folder, full disk) and what to do;
+    also for files that libraries write themselves (matplotlib's savefig)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "disk quota exceeded" if err.errno == errno.EDQUOT else "no space left on the device"
+        return HarnessError(f"cannot write {path}: {what}",
+                            "free some disk space, or write to another disk, and run again")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "read-only file system" if err.errno == errno.EROFS else "permission denied"
+        return HarnessError(f"cannot write {path}: {what}",
+                            f"make {Path(path).parent} writable, or choose another output folder")
+    return HarnessError(f"cannot write {path}: {err.strerror or err}", "check the path and the disk")
+
+
+def _naming_the_file(write: Callable) -> Callable:
+    """The public writers below fail with write_error's one line instead of an OSError traceback."""
+
+    @functools.wraps(write)
+    def wrapped(path: Path, *args, **kwargs):
+        try:
+            return write(path, *args, **kwargs)
+        except OSError as err:
+            raise write_error(path, err) from err
+
+    return wrapped
+
+
+@_naming_the_file
 def write_text_atomic(path: Path, text: str) -> None:
     _write_atomic(path, "w", lambda handle: handle.write(text))
 
 
+@_naming_the_file
 def write_npy_atomic(path: Path, array) -> None:
     """A numpy array as .npy (never pickled)."""
     import numpy as np
@@ -52,9 +93,33 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
+def _not_utf8(path: Path, line: int, err: UnicodeDecodeError) -> HarnessError:
+    return HarnessError(f"{path} is not UTF-8 text (line {line}: {err.reason})", "re-save it as UTF-8")
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; any other encoding fails with one line naming the file and the line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, data.count(b"\n", 0, err.start) + 1, err) from None
+
+
+def check_utf8(path: Path) -> None:
+    """Fail like read_text for a file that a library reads itself (datasets, pyarrow): those crash
+    later, or load the bad bytes silently. Line by line, so a large file is never held whole."""
+    with Path(path).open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise _not_utf8(path, number, err) from None
+
+
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise HarnessError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})",
                            "delete or repair the file and run again") from err
@@ -63,11 +128,19 @@ def read_json(path: Path) -> Any:
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file; a bad line fails with its line number."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(path.glob("*.jsonl"))
+        raise HarnessError(f"{path} is a folder, not a JSONL file",
+                           f"pass a file inside it, e.g. {inside[0]}" if inside else "pass a .jsonl file")
     if not path.is_file():
         raise HarnessError(f"{path} does not exist", "check the path")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:  # bytes: a line that is not UTF-8 is reported with its number
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise _not_utf8(path, number, err) from None
             if not line.strip():
                 continue
             try:
@@ -80,3 +153,16 @@ def read_jsonl(path: Path) -> list[dict]:
                                    "each line must be one JSON object")
             rows.append(row)
     return rows
+
+
+def read_npy(path: Path, hint: str):
+    """A .npy array, never unpickled. numpy calls any damaged file "pickled data", which misleads;
+    say it is corrupt, and `hint` says how to get a good copy."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError):
+        raise HarnessError(f"{path} is corrupt (not a readable numpy .npy array)", hint) from None
+    except OSError as err:
+        raise HarnessError(f"cannot read {path}: {err.strerror or err}", "check the path and its permissions") from None

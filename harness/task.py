@@ -14,9 +14,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import HarnessError
+from harness.io import read_text
+from harness.keyvalue import parse_key_value
 from harness.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# A wheel installs the repository's tasks/ as harness/builtin_tasks/ (package-dir in pyproject.toml);
+# a source checkout or an editable install has no such folder and reads tasks/ in place.
+SHIPPED_TASKS_DIRS = (Path(__file__).resolve().parent / "builtin_tasks", REPO_ROOT / "tasks")
 TASKS_DIR_ENV = "PDL_BENCH_TASKS_DIR"
 SPLITS = ("train", "validation", "test")
 Split = Literal["train", "validation", "test"]
@@ -25,10 +30,10 @@ _DOC_KEYS = {"description", "license", "citation"}
 
 
 def default_tasks_dir() -> Path:
-    return Path(os.environ.get(TASKS_DIR_ENV) or REPO_ROOT / "tasks")
-
-
-TASKS_DIR = default_tasks_dir()
+    """$PDL_BENCH_TASKS_DIR if set, else the tasks shipped with the package (first folder that exists)."""
+    if os.environ.get(TASKS_DIR_ENV):
+        return Path(os.environ[TASKS_DIR_ENV])
+    return next((d for d in SHIPPED_TASKS_DIRS if d.is_dir()), SHIPPED_TASKS_DIRS[0])
 
 
 class _Strict(BaseModel):
@@ -162,6 +167,14 @@ class TrainingConfig(_Strict):
     fsdp: str = ""
     fsdp_config: dict[str, Any] | None = None
 
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_positive_or_epochs(cls, steps: int) -> int:
+        if steps != -1 and steps < 1:
+            raise ValueError(f"must be a positive number of optimizer steps, or -1 to train "
+                             f"num_train_epochs; got {steps}")
+        return steps
+
 
 class Limits(_Strict):
     """Maximum examples per split (None = all). A limited split is the first N rows after a shuffle
@@ -235,7 +248,7 @@ def load_task_file(path: Path) -> TaskConfig:
     if not path.is_file():
         raise HarnessError(f"task file {path} does not exist", "give a task name or the path to a .yaml file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -245,9 +258,17 @@ def load_task_file(path: Path) -> TaskConfig:
 
 
 def _task_files(tasks_dir: Path) -> Registry[Path]:
+    """Task YAMLs by name; none at all is an error, since an empty list hides a broken install."""
     files: Registry[Path] = Registry("task")
     for path in sorted(tasks_dir.glob("*.yaml")):
         files.register(path.stem, path)
+    if not files.names():
+        missing = "" if tasks_dir.is_dir() else " (no such folder)"
+        raise HarnessError(
+            f"no task files (*.yaml) in {tasks_dir}{missing}",
+            f"pass --tasks-dir or set {TASKS_DIR_ENV} to a folder of task YAMLs, "
+            "or reinstall pdl-bench (it ships the built-in tasks)",
+        )
     return files
 
 
@@ -264,23 +285,13 @@ def list_tasks(tasks_dir: Path | None = None) -> list[TaskConfig]:
     return [load_task_file(path) for _, path in _task_files(tasks_dir).items()]
 
 
-def _parse_override(item: str) -> tuple[list[str], Any]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise HarnessError(f"override {item!r} is not key=value", "write e.g. --set training.learning_rate=1e-4")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
-
-
 def apply_overrides(task: TaskConfig, overrides: list[str]) -> TaskConfig:
     """A new TaskConfig with dotted `key=value` overrides applied; values parse as YAML and are
     type-checked by the same pydantic models (so `limits.train=abc` fails clearly)."""
     data = task.model_dump(mode="json")
     for item in overrides:
-        path, value = _parse_override(item)
+        key, value = parse_key_value(item, "--set", "training.learning_rate=1e-4")
+        path = key.split(".")
         node = data
         for i, part in enumerate(path[:-1]):
             if node.get(part) is None and part in node:

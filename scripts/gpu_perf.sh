@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ONE device call for issue 7 (docs/perf.md gives the exact `run` call and the time budget).
+# The ONE device call that measures the GPU numbers (docs/perf.md gives the exact `run` call and the time budget).
 #   1. installs the carried wheels (.whl/, from scripts/fetch_gpu_wheels.sh) the GPU image lacks;
 #   2. `pdl-bench perf --size full`: loss memory, then the SmolLM2-135M shape, then the Qwen2-0.5B
 #      shape; the JSON is saved after every measurement, so a cut-short run keeps what it measured;

@@ -1,4 +1,5 @@
-"""The runner end to end on whatever device this machine has (made for the GPU session of issue 7):
+"""The runner end to end on whatever device this machine has (made for the one-call GPU session
+of scripts/gpu_perf.sh):
 one tiny point with the default paths (auto: on CUDA, packed rows + chunked loss + torch.compile
 + static KV cache, bf16) and the same point with the plain HF paths, from the same init and data
 order. Prints which paths ran and how far apart they ended, then decodes the test split from the

@@ -235,6 +235,29 @@ def test_focal_by_hand_and_gamma_zero_is_ce():
     assert math.isclose(focal2({"logits": logits}, labels).item(), expected, rel_tol=1e-5)
 
 
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 0.9])
+def test_focal_gamma_below_one_stays_finite_at_a_saturated_target(gamma):
+    # float32 p == 1 exactly at target 0: (1 - p)^gamma has an infinite slope there for gamma < 1,
+    # and 0 * inf was a NaN gradient. The true gradient of (1-p)^gamma * nll at p -> 1 is 0.
+    loss = build_loss("focal", {"gamma": gamma}, toy_context())
+    logits = torch.zeros(2, 4, 5)
+    logits[..., 0] = 100.0
+    labels = torch.tensor([[-100, 0, 0, 2], [-100, 0, 3, -100]])
+    value, grad = value_and_grad(loss, logits, labels)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+    saturated = F.pad(labels[:, 1:] == 0, (0, 1))  # the logits predicting a target 0
+    assert torch.equal(grad[saturated], torch.zeros_like(grad[saturated]))
+    assert value.item() == pytest.approx(200 / 5, rel=1e-6)  # 5 targets, 2 unsaturated: nll 100, factor 1
+    # ordinary inputs: the same value and gradient as the plain formula
+    logits, labels = batch(seed=12)
+    value, grad = value_and_grad(loss, logits, labels)
+    plain = logits.detach().clone().requires_grad_(True)
+    nll = F.cross_entropy(plain[:, :-1].reshape(-1, 5), labels[:, 1:].reshape(-1), reduction="none")
+    expected = ((1 - torch.exp(-nll)).pow(gamma) * nll).sum() / (labels[:, 1:] != -100).sum()
+    expected.backward()
+    assert torch.allclose(value, expected, rtol=1e-6) and torch.allclose(grad, plain.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_unlikelihood_by_hand_and_alpha_zero_is_ce():
     logits, labels = batch(seed=13, t=8)
     labels[0, 2:6] = torch.tensor([3, 3, 1, 3])  # repeats: candidates are a set, never the target itself
@@ -280,6 +303,24 @@ def test_face_online_counts_only_training_calls():
     assert loss.counts[1] == 2 and loss.counts.sum() == 2
     # RF(1) = 1 -> weight 0, the rest 1, rescaled to mean 1 over 5 ids
     assert torch.allclose(loss.token_weights, torch.tensor([1.25, 0, 1.25, 1.25, 1.25]))
+
+
+def test_face_online_counts_predictions_only_before_the_first_predicted_end():
+    # FACE's code (clean_preds) cuts each predicted sequence at its first end token; what follows is
+    # never counted. A sequence is a run of labels; a packed row holds several (id 0 is EOS here).
+    a, b, eos = 1, 2, 0
+
+    def logits_for(predicted):
+        return (F.one_hot(torch.tensor(predicted), 5).float() * 10).requires_grad_(True)
+
+    seq2seq = build_loss("face-online", None, toy_context(seq2seq=True))
+    labels = torch.tensor([[3, 4, 3, 0, -100], [4, 4, 3, 3, 0]])
+    seq2seq({"logits": logits_for([[a, eos, b, b, b], [b, a, a, eos, b]])}, labels)
+    assert seq2seq.counts.tolist() == [0, 3, 1, 0, 0]
+    packed = build_loss("face-online", None, toy_context())  # causal: logits[t] predicts labels[t + 1]
+    labels = torch.tensor([[-100, -100, 3, 0, -100, -100, 4, 3, 0, -100]])
+    packed({"logits": logits_for([[b, eos, b, b, b, a, eos, b, b, b]])}, labels)
+    assert packed.counts.tolist() == [0, 1, 0, 0, 0]
 
 
 # ---- against real models and the tokenizer ----------------------------------------------------

@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import HarnessError
+from harness.keyvalue import parse_key_value
 
 DEFAULT_TASK = "bible"
 
@@ -40,14 +39,8 @@ def add_point_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_key_values(pairs: list[str], what: str) -> dict[str, Any]:
-    """KEY=VALUE pairs with YAML-typed values (safe_load: numbers, booleans, null, strings)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise HarnessError(f"{what} {pair!r} is not KEY=VALUE", f"write it like {what} alpha=0.5")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return out
+    """KEY=VALUE pairs with YAML-typed values, parsed exactly like --set (harness.keyvalue)."""
+    return dict(parse_key_value(pair, what, "alpha=0.5") for pair in pairs)
 
 
 def parse_number_list(text: str, kind: type, what: str) -> list:
@@ -67,6 +60,9 @@ def run_config(args: argparse.Namespace, loss: str = "ce", loss_options: dict | 
             raise HarnessError(f"--limit must be >= 1, got {args.limit}", "pass a positive number of examples")
         overrides += [f"limits.{split}={args.limit}" for split in ("train", "validation", "test")]
     if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise HarnessError(f"--max-steps must be >= 1, got {args.max_steps}",
+                               "pass a positive number of optimizer steps, or drop it to train the task's epochs")
         overrides.append(f"training.max_steps={args.max_steps}")
     options = {**parse_key_values(args.loss_option, "--loss-option"), **(loss_options or {})}
     return RunConfig(

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-HELP = "Score a JSONL of predictions/references (metrics with bootstrap 95%% CIs), or compare two with --against."
+HELP = "Score a JSONL of predictions/references (metrics with bootstrap 95% CIs), or compare two with --against."
 DESCRIPTION = """\
 Reads PREDICTIONS.jsonl (one JSON object per line with "prediction", "reference" and optionally
 "id") and prints every metric with a seeded 95% bootstrap interval: ROUGE-1/2/L/Lsum (F1 x 100,
@@ -104,14 +104,12 @@ def _context(args: argparse.Namespace):
         raise HarnessError("--train-counts and --tokenizer go together", "pass both, or neither")
     if args.train_counts is None:
         return None
-    import numpy as np
     from transformers import AutoTokenizer
 
-    try:
-        counts = np.load(args.train_counts, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise HarnessError(f"cannot read {args.train_counts} as a .npy array ({err})",
-                           "save the counts with numpy.save") from err
+    from harness.io import read_npy
+
+    counts = read_npy(args.train_counts, "save the counts again with numpy.save (a point's train_counts.npy: "
+                                         "rerun the point with --force)")
     if not args.tokenizer.is_dir():
         raise HarnessError(f"{args.tokenizer} is not a folder", "pass a local tokenizer folder")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)

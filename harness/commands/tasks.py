@@ -6,8 +6,9 @@ from pathlib import Path
 
 HELP = "list the task definitions (name, kind, data source, default model, split sizes)"
 DESCRIPTION = """List every task in tasks/ (or --tasks-dir): its kind, where the data comes from
-(hub id, local files, or a corpus embedded in an installed package), the default model for GPU
-users with internet, the offline model, and the split sizes recorded in the YAML (train/validation/test,
+(hub id, local files, or a corpus embedded in an installed package), the model a run uses unless
+--model is given (the task's `model`), the suggested offline model for running a hub task's data
+from --data-dir on a machine without the hub, and the split sizes recorded in the YAML (train/validation/test,
 before the per-split limits that are shown after them).
 
 Example:

@@ -12,7 +12,7 @@ import os
 from typing import Sequence
 
 from harness.data.dialogue import dialogue_pairs
-from harness.data.sources import load_raw
+from harness.data.sources import load_raw, split_origin
 from harness.errors import HarnessError
 from harness.labels import IGNORE_INDEX
 from harness.task import SPLITS, TaskConfig
@@ -38,6 +38,7 @@ def load_splits(task: TaskConfig, *, data_dir: str | os.PathLike | None = None, 
     out = {}
     for split in splits:
         ds = _normalise(task, raw[split], split)
+        _refuse_duplicate_ids(ds, task, data_dir, split)
         if task.drop_empty:
             ds = ds.filter(lambda b: [bool(s.strip()) and bool(t.strip()) for s, t in zip(b["source"], b["target"])],
                            batched=True)
@@ -47,6 +48,17 @@ def load_splits(task: TaskConfig, *, data_dir: str | os.PathLike | None = None, 
         cap = limit if limit is not None else getattr(task.limits, split)
         out[split] = _take(ds, cap, task.limits.seed)
     return DatasetDict(out)
+
+
+def _refuse_duplicate_ids(ds, task: TaskConfig, data_dir, split: str) -> None:
+    """Ids name an example in generations, scores and paired comparisons, so they must be unique."""
+    seen: set[str] = set()
+    for example_id in ds["id"]:
+        if example_id in seen:
+            raise HarnessError(f"duplicate example id {example_id!r} in split {split!r} of task {task.name!r} "
+                               f"({split_origin(task, data_dir, split)})",
+                               "give every row a unique id, or set fields.id: null to number the rows")
+        seen.add(example_id)
 
 
 def _take(ds, cap: int | None, seed: int):

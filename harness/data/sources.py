@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.io import check_utf8, read_text
 from harness.task import EmbeddedSource, HubSource, LocalSource, TaskConfig
 
 TABULAR_FORMATS = ("jsonl", "json", "parquet", "csv")
@@ -51,6 +52,21 @@ def load_raw(task: TaskConfig, data_dir: str | os.PathLike | None, splits: tuple
     return _load_hub(task, src, splits)
 
 
+def split_origin(task: TaskConfig, data_dir: str | os.PathLike | None, split: str) -> str:
+    """Where a split's rows come from, in words (the file for local data), for error messages."""
+    src = task.source
+    if isinstance(src, EmbeddedSource):
+        return f"the embedded {src.builder} corpus"
+    if data_dir is not None or isinstance(src, LocalSource):
+        root = _local_root(task, data_dir)
+        if isinstance(src, LocalSource) and src.format == "lines":
+            return str(root / src.parallel[split].source)
+        preferred = src.format if isinstance(src, LocalSource) else "jsonl"
+        formats = (preferred,) + tuple(f for f in TABULAR_FORMATS if f != preferred)
+        return str(_find_split_file(root, split, formats, task))
+    return f"hub dataset {src.path} (split {src.splits[split]!r})"
+
+
 def _load_hub(task: TaskConfig, src: HubSource, splits: tuple[str, ...]) -> dict:
     from harness.hub import require_hub
 
@@ -81,7 +97,7 @@ def _load_local(task: TaskConfig, data_dir, splits: tuple[str, ...]) -> dict:
         return {split: _read_line_pairs(root, src.parallel[split].source, src.parallel[split].target, task) for split in splits}
     preferred = src.format if isinstance(src, LocalSource) else "jsonl"
     formats = (preferred,) + tuple(f for f in TABULAR_FORMATS if f != preferred)
-    return {split: _read_table(_find_split_file(root, split, formats, task)) for split in splits}
+    return {split: _read_table(_find_split_file(root, split, formats, task), split) for split in splits}
 
 
 def _find_split_file(root: Path, split: str, formats: tuple[str, ...], task: TaskConfig) -> Path:
@@ -95,16 +111,28 @@ def _find_split_file(root: Path, split: str, formats: tuple[str, ...], task: Tas
                        local_files_hint(task))
 
 
-def _read_table(path: Path):
+def _read_table(path: Path, split: str):
+    """One split file as a Dataset. Text is checked for UTF-8 before datasets reads it (it would
+    fail obscurely or load the bad bytes and crash later); parquet strings are checked after."""
     from datasets import Dataset
 
+    if path.suffix != ".parquet":
+        check_utf8(path)
+        with path.open("rb") as handle:
+            if not any(line.strip() for line in handle):  # datasets says only "StopIteration"
+                raise HarnessError(f"split {split} is empty in {path}", "add its examples, or check --data-dir")
     readers = {".jsonl": Dataset.from_json, ".json": Dataset.from_json,
                ".parquet": Dataset.from_parquet, ".csv": Dataset.from_csv}
     try:
-        return readers[path.suffix](str(path))
+        dataset = readers[path.suffix](str(path))
     except Exception as err:  # datasets raises many types for a bad file; say which file
         raise HarnessError(f"could not read {path}: {type(err).__name__}: {err}",
                            "check the file is valid for its extension") from None
+    try:
+        dataset.data.table.validate(full=True)  # full: also checks that strings are valid UTF-8
+    except ValueError as err:  # pyarrow.ArrowInvalid
+        raise HarnessError(f"{path} holds text that is not UTF-8 ({err})", "re-save it as UTF-8") from None
+    return dataset
 
 
 def _read_line_pairs(root: Path, source_name: str, target_name: str, task: TaskConfig):
@@ -115,7 +143,7 @@ def _read_line_pairs(root: Path, source_name: str, target_name: str, task: TaskC
         path = root / name
         if not path.is_file():
             raise HarnessError(f"missing file {path} for task {task.name!r}", local_files_hint(task))
-        columns[column] = path.read_text(encoding="utf-8").splitlines()
+        columns[column] = read_text(path).splitlines()
     if len(columns["source"]) != len(columns["target"]):
         raise HarnessError(f"{source_name} has {len(columns['source'])} lines but {target_name} has "
                            f"{len(columns['target'])} in {root}", "the two files must be line-aligned")

@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.losses.base import (
@@ -64,9 +65,28 @@ class FACELoss(TokenLoss):
         return weights, token_count(targets, num_items_in_batch)
 
 
+def before_first_end(predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B, T] mask of the predictions FACE counts: those at target positions before the first
+    predicted end token of their sequence (FACE's code cuts each output there and counts nothing
+    after it). A sequence is a run of consecutive targets (a packed row holds several, split by
+    -100 labels); its end token is its last target, as every target ends with the tokenizer's
+    eos (harness.data.preprocess). The end prediction itself is not counted either."""
+    valid = target_mask(targets)
+    if not valid.any():
+        return valid
+    start = valid & ~F.pad(valid, (1, 0))[:, :-1]  # first target of each run
+    end = valid & ~F.pad(valid, (0, 1))[:, 1:]  # last target of each run
+    run = (start.flatten().cumsum(0) - 1).clamp_min(0).view_as(targets)  # run index per position
+    hit = valid & (predicted == targets[end][run])  # predicted its run's end token
+    hits = hit.flatten().cumsum(0)
+    hits_before_run = (hits - hit.flatten().long())[start.flatten()]
+    return valid & (hits.view_as(targets) == hits_before_run[run])
+
+
 class FACEOnlineLoss(TokenLoss):
-    """FACE with frequencies of the model's own argmax predictions at target positions, updated
-    before each training call (grad enabled; evaluation calls leave the counts alone)."""
+    """FACE with frequencies of the model's own argmax predictions at target positions, up to the
+    first predicted end token of each sequence, updated before each training call (grad enabled;
+    evaluation calls leave the counts alone)."""
 
     name = "face-online"
 
@@ -89,7 +109,8 @@ class FACEOnlineLoss(TokenLoss):
     def compute(self, logits, targets, num_items_in_batch):
         if torch.is_grad_enabled():
             with torch.no_grad():
-                predicted = logits.argmax(-1)[target_mask(targets)]
+                predicted = logits.argmax(-1)
+                predicted = predicted[before_first_end(predicted, targets)]
                 predicted = predicted[predicted < self.counts.numel()]
                 new = torch.bincount(predicted, minlength=self.counts.numel()).double()
                 if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -148,13 +169,23 @@ class FocalConfig(BaseModel):
     gamma: float = Field(1.0, ge=0, description="focusing exponent: -(1-p)^gamma log p; 0 is plain CE")
 
 
+def focal_factor(nll: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(1 - p)^gamma from nll = -log p. Where float32 p == 1 the factor is 0 with gradient 0 (the
+    true limit, as nll ~ 1 - p): a plain pow would have an infinite slope there for gamma < 1,
+    and 0 * inf is a NaN gradient. expm1 keeps 1 - p accurate as p -> 1."""
+    one_minus_p = -torch.expm1(-nll)
+    positive = one_minus_p > 0
+    safe = torch.where(positive, one_minus_p, torch.ones_like(one_minus_p))
+    return torch.where(positive, safe.pow(gamma), torch.zeros_like(one_minus_p))
+
+
 class FocalLoss(TokenLoss):
     name = "focal"
 
     def compute(self, logits, targets, num_items_in_batch):
         nll = token_nll(logits, targets)
         if self.config.gamma > 0:  # skipping the factor at 0 keeps gradients exact where p == 1
-            nll = (1.0 - torch.exp(-nll)).clamp_min(0).pow(self.config.gamma) * nll
+            nll = focal_factor(nll, self.config.gamma) * nll
         return mean_over_tokens(nll, targets, num_items_in_batch)
 
 
@@ -185,7 +216,7 @@ _register("face", "FACE (Jiang et al. 2019), static: w = 1 - RF/max RF over trai
           "frequencies (special tokens uncounted), rescaled to mean 1 over the vocabulary.",
           FACEConfig, True, _build_face)
 _register("face-online", "FACE (Jiang et al. 2019), online: RF counted from the model's argmax "
-          "predictions during training, as in the paper.",
+          "predictions during training, each cut at its first predicted end token, as in the paper's code.",
           FACEOnlineConfig, False, lambda config, context: FACEOnlineLoss(config, context))
 _register("unlikelihood", "Token-level unlikelihood (Welleck et al. 2020): CE plus alpha_ul * "
           "-log(1-p) for earlier target tokens of the sequence.",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.metadata
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -68,13 +70,33 @@ def _check(ok: bool, alias: str, what: str) -> None:
                            "report this with the versions from `pdl-bench models`; nothing was cached")
 
 
+@contextmanager
+def library_progress_bars():
+    """transformers converts GGUF under a bare tqdm bar that ignores its own progress switch
+    (disable_progress_bar, which a run sets before it loads a model, so --no-progress showed the
+    bar anyway); make that bar follow the switch like the library's other bars."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None or hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    gguf_utils.tqdm = partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def _build_smollm2(gguf: Path, out: Path, log: Log) -> dict:
     """Dequantise the GGUF into a plain fp32 checkpoint (the GGUF-loaded model cannot save itself)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    source = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with library_progress_bars():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        source = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer.model_max_length = source.config.max_position_embeddings  # GGUF leaves it unbounded
     settings = {k: v for k, v in source.config.to_dict().items() if k != "quantization_config"}
     with torch.device("meta"):  # skip a useless random init: every weight is assigned next

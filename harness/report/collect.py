@@ -2,7 +2,8 @@
 
 Layout (written by harness/runner): results/<task>/<model_slug>/<point>/ with config.json,
 metrics.json (written last: a point without it is incomplete), generations.jsonl, train_log.jsonl,
-provenance.json and train_counts.npy. Folders named `*.replaced-*` are archived reruns and skipped.
+provenance.json and train_counts.npy. Archived (`*.replaced-*`), staging (`*.forced-run`) and hidden
+folders (`.locks/`) are skipped (harness.runner.store.is_point_folder_name decides).
 
 Points are grouped by task, model and the rest of the config minus loss, loss options and seed: only
 points in one group differ in nothing but the loss (and seed), so only they may share a table row set.
@@ -20,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.io import read_json, read_jsonl
+from harness.io import read_json, read_jsonl, read_npy
 from harness.runner.store import (
-    CONFIG_FILE, GENERATIONS_FILE, LOCK_FILE, METRICS_FILE, PROVENANCE_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE,
+    CONFIG_FILE, GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointLock,
+    PointStore, is_point_folder_name,
 )
 
 # Top-level folders of results/ that hold reports, not tasks.
@@ -87,7 +89,8 @@ class Point:
 
     def train_counts(self) -> np.ndarray | None:
         path = self.path / TRAIN_COUNTS_FILE
-        return np.load(path, allow_pickle=False) if path.is_file() else None
+        hint = "rerun the point with --force, or delete the file (its rare-token deltas are then skipped)"
+        return read_npy(path, hint) if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -191,11 +194,10 @@ def config_key(config: dict[str, Any]) -> str:
 
 def _point_folders(root: Path):
     """(task folder, model folder, point folder) for every candidate point, in sorted order."""
-    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in OUTPUT_FOLDERS):
+    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and is_point_folder_name(p.name)
+                           and p.name not in OUTPUT_FOLDERS):
         for model_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-            for point_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):
-                if ".replaced-" in point_dir.name or point_dir.name == "comparisons":
-                    continue
+            for point_dir in sorted(p for p in model_dir.iterdir() if p.is_dir() and is_point_folder_name(p.name)):
                 yield point_dir
 
 
@@ -210,16 +212,60 @@ def _read_point(path: Path) -> tuple[dict | None, Point | Missing]:
     except (HarnessError, KeyError, TypeError) as err:
         return None, Missing(path, f"unreadable config.json ({err})")
     if not (path / METRICS_FILE).is_file():
-        running = (path / LOCK_FILE).is_file()
-        why = "running (lock held)" if running else "incomplete: no metrics.json (crashed or interrupted?)"
-        return config, Missing(path, why)
+        return config, Missing(path, unfinished_state(path))
     try:
         metrics = read_json(path / METRICS_FILE)
     except HarnessError as err:
         return config, Missing(path, f"unreadable metrics.json ({err})")
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("metrics"), dict):
-        return config, Missing(path, "metrics.json has no 'metrics' mapping")
+    problem = metrics_problem(metrics)
+    if problem:
+        return config, Missing(path, problem)
     return config, Point(path, config, metrics)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """What in a metrics.json the tables and figures cannot use, or None. Checked once, here, so a
+    hand-edited or foreign file makes its point unreadable instead of crashing a table or figure."""
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("metrics"), dict):
+        return "metrics.json has no 'metrics' mapping"
+    checks = [("validation_ce", metrics.get("validation_ce"), _optional(_number), "a number")]
+    for name, record in metrics["metrics"].items():
+        if not isinstance(record, dict):
+            return f"metrics.json: metric {name!r} is a {type(record).__name__}, not a mapping"
+        checks += [(f"{name}.value", record.get("value"), _optional(_number), "a number"),
+                   (f"{name}.n", record.get("n"), _optional(_number), "a number"),
+                   (f"{name}.higher_is_better", record.get("higher_is_better"),
+                    _optional(lambda v: isinstance(v, bool)), "true, false or null")]
+    profile = metrics.get("rare_token_profile") or {}
+    buckets = (profile.get("buckets") or []) if isinstance(profile, dict) else None
+    if not isinstance(buckets, list) or not all(isinstance(b, dict) for b in buckets):
+        return "metrics.json: rare_token_profile has no list of buckets (mappings)"
+    checks += [(f"rare_token_profile bucket {i} {key}", b.get(key), _number, "a number")
+               for i, b in enumerate(buckets) for key in ("prediction_share", "reference_share")]
+    for where, value, ok, expected in checks:
+        if not ok(value):
+            return f"metrics.json: {where} is {value!r}, not {expected}"
+    return None
+
+
+def unfinished_state(path: Path) -> str:
+    """Why a point has no metrics.json: its lock is held by a live process (running), or nobody
+    holds it any more (interrupted: a rerun of the same command resumes it)."""
+    lock = PointLock(PointStore(path))
+    held = lock.is_held_elsewhere()
+    if held:
+        return f"running ({lock.holder()})"
+    if held is None:
+        return "incomplete: no metrics.json (cannot probe its lock to tell running from interrupted)"
+    return "interrupted: no metrics.json and no process running it (rerun the same command to resume)"
 
 
 def collect(results_dir: Path) -> Collection:

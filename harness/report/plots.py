@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.io import write_error
 from harness.report.collect import BASELINE_LOSS, Collection, Group, complete_groups, group_stems
 from harness.report.tables import ARROWS, TableSettings, build_group_table, direction_of
 
@@ -263,14 +264,18 @@ def group_figures(group: Group) -> dict[str, Figure]:
 
 
 def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        # Fixed metadata keeps the files byte-identical for identical inputs.
-        metadata = {"Software": None} if fmt == "png" else {"CreationDate": None, "Producer": None}
-        fig.savefig(path, dpi=120, metadata=metadata)
-        paths.append(path)
+    """<stem>.<fmt> per format; a read-only folder or a full disk fails with one line naming the file."""
+    paths, path = [], stem.parent
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            # Fixed metadata keeps the files byte-identical for identical inputs.
+            metadata = {"Software": None} if fmt == "png" else {"CreationDate": None, "Producer": None}
+            fig.savefig(path, dpi=120, metadata=metadata)
+            paths.append(path)
+    except OSError as err:
+        raise write_error(path, err) from err
     return paths
 
 

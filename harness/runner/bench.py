@@ -10,10 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.errors import HarnessError
-from harness.io import read_json, read_jsonl, write_json_atomic, write_text_atomic
+from harness.io import read_json, read_jsonl, read_npy, write_json_atomic, write_text_atomic
 from harness.runner.config import RunConfig
 from harness.runner.point import PointResult, run_point
 from harness.runner.store import CONFIG_FILE, GENERATIONS_FILE, TRAIN_COUNTS_FILE
@@ -66,7 +64,7 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
         raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
                            "rerun both arms with the same task config")
     tokenizer = load_tokenizer(config_a["model"], trust_remote_code=trust_remote_code)
-    counts = np.load(a.path / TRAIN_COUNTS_FILE, allow_pickle=False)
+    counts = read_npy(a.path / TRAIN_COUNTS_FILE, "rerun that point with --force")
     context = MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
     paired = compare(
         [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], [r["reference"] for r in rows_a],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class ResolvedPoint:
     run: RunConfig
     task: Any
     model_ref: str
+    model_origin: str  # where model_ref came from, in words (--model, the task's `model`, ...)
     loss_options: dict[str, Any]
     resolved: dict[str, Any]
     store: PointStore
@@ -43,14 +44,32 @@ class PointResult:
     skipped: bool
 
 
+def choose_model(run: RunConfig, task) -> tuple[str, str]:
+    """The model a point trains and where that choice came from: --model, else the task's `model`
+    (which `--set model=...` changes). One rule, printed by every run and shown by `pdl-bench tasks`."""
+    if run.model:
+        return run.model, "--model"
+    if any(item.partition("=")[0].strip() == "model" for item in run.overrides):
+        return task.model, "--set model=..."
+    return task.model, f"the {task.name} task's `model`"
+
+
+def check_metric_names(task) -> None:
+    """Every metric the task asks for exists: a typo fails now, not after training and generation."""
+    from harness.metrics import METRICS
+
+    for name in task.metrics:
+        METRICS.get(name)  # unknown -> HarnessError with did-you-mean
+
+
 def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
     from harness.losses import validate_options
     from harness.models import model_slug
     from harness.task import apply_overrides, load_task
 
     task = apply_overrides(load_task(run.task), run.overrides)
-    # Embedded tasks name an offline model; hub tasks a hub id. --model overrides both.
-    model_ref = run.model or task.offline_model or task.model
+    check_metric_names(task)
+    model_ref, model_origin = choose_model(run, task)
     if run.compile == "on" and run.fast == "off":
         raise HarnessError("compile is part of the fast training path, which --plain turns off",
                            "drop --compile on, or drop --plain")
@@ -68,11 +87,16 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
     }
     name = point_name(run.loss, loss_options, run.seed, config_hash(resolved))
     store = PointStore(point_dir(results_dir, task.name, model_slug(model_ref), name))
-    return ResolvedPoint(run, task, model_ref, loss_options, resolved, store)
+    return ResolvedPoint(run, task, model_ref, model_origin, loss_options, resolved, store)
 
 
 def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progress: bool = True) -> PointResult:
-    """Train, generate and score one point (or return the finished one)."""
+    """Train, generate and score one point (or return the finished one).
+
+    The point's lock is taken before anything is touched. A --force rerun trains in a staging
+    folder and replaces the earlier result only once it has finished, so a failed or killed rerun
+    hides nothing (the earlier folder is moved aside as <point>.replaced-<time>, never deleted).
+    """
     from harness.runner.dist import process_state
 
     point = resolve(run, results_dir)
@@ -84,25 +108,42 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
     lock, decision, failure = None, "run", None
     if state.is_main_process:
         try:
-            if force and store.path.exists():
-                print(f"--force: earlier results moved to {store.archive()}")
-            store.claim(point.resolved)
-            lock = PointLock(store.path).acquire()
+            lock = PointLock(store).acquire()
             if store.is_complete() and not force:
                 decision = "done"  # another process finished it while we waited
+            elif force and store.path.exists():
+                decision = "staged"
+                shutil.rmtree(store.staging().path, ignore_errors=True)  # an unfinished rerun restarts
+                store.staging().claim(point.resolved)
+            else:
+                store.claim(point.resolved)
         except HarnessError as err:
             decision, failure = "failed", err
     decision = rank_zero_decision(state, decision)  # every rank follows the main process
     if decision == "failed":
+        if lock is not None and not store.path.exists():
+            lock.discard()  # nothing was created: leave no lock file behind either
+        elif lock is not None:
+            lock.release()
         raise failure or HarnessError("the main process could not start this point; see its error",
                                       "fix what rank 0 reported and rerun")
+    work = replace(point, store=store.staging()) if decision == "staged" else point
     try:
         if decision == "done":
             return _load_result(store, skipped=True)
-        return _execute(point, state, progress)
+        if decision == "staged" and state.is_main_process:
+            print(f"--force: rerunning in {work.store.path}; the earlier result stays until the rerun finishes",
+                  flush=True)
+        result = _execute(work, state, progress)
+        if decision == "staged" and state.is_main_process:
+            archived = store.replace_with(work.store)
+            print(f"--force: earlier results moved to {archived}", flush=True)
+            result = replace(result, path=store.path)
+        return result
     except BaseException:
-        if state.is_main_process:
-            store.discard_if_unstarted()  # a bad input leaves no empty point folder behind
+        if state.is_main_process and work.store.discard_if_unstarted():  # a bad input leaves no
+            if lock is not None and not store.path.exists():              # empty point folder behind
+                lock.discard()
         raise
     finally:
         if lock is not None:
@@ -162,6 +203,8 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
 
     run, task, store = point.run, point.task, point.store
     quiet_library_progress_bars()
+    if state.is_main_process:
+        print(f"model: {point.model_ref} (from {point.model_origin})", flush=True)
     timings: dict[str, float] = {}
     set_seed(run.seed)
     start = time.perf_counter()
@@ -214,6 +257,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "data_order_hash": setup.data_order_hash,
         "frequencies": setup.frequency_summary,
         "model_kind": spec.kind,
+        "model_origin": point.model_origin,
         "n_examples": {name: len(split) for name, split in splits.items()},
         "global_steps": setup.trainer.state.global_step,
         "world_size": state.num_processes,

@@ -1,6 +1,8 @@
 """A point's folder on disk: is it complete, does it belong to this config, who is running it.
 
-Nothing here ever deletes results: a forced rerun moves the old folder aside first.
+Nothing here ever deletes results. A forced rerun trains in a staging folder next to the point and
+swaps it in only once it has finished (`replace_with`), so a rerun that fails or is killed leaves
+the earlier result where the tables find it.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,17 @@ PROVENANCE_FILE = "provenance.json"
 TRAIN_LOG_FILE = "train_log.jsonl"
 TRAIN_COUNTS_FILE = "train_counts.npy"
 CHECKPOINTS = "checkpoints"
-LOCK_FILE = ".lock"
+# Locks live in one hidden folder of the results tree, outside the point folders, so a point
+# folder can be swapped (forced rerun) or removed (bad input) while its lock stays put.
+LOCKS_FOLDER = ".locks"
+REPLACED_MARK = ".replaced-"  # <point>.replaced-<time>: an earlier result, moved aside by --force
+STAGING_SUFFIX = ".forced-run"  # <point>.forced-run: a --force rerun in progress
+
+
+def is_point_folder_name(name: str) -> bool:
+    """Whether a folder under <task>/<model>/ is a live point (not archived, staging or hidden)."""
+    return not (name.startswith(".") or REPLACED_MARK in name or name.endswith(STAGING_SUFFIX)
+                or name == "comparisons")
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,16 @@ class PointStore:
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS
+
+    @property
+    def lock_path(self) -> Path:
+        """results/.locks/<task>/<model>/<point>.lock for results/<task>/<model>/<point>."""
+        task_dir, model_dir = self.path.parent.parent, self.path.parent
+        return task_dir.parent / LOCKS_FOLDER / task_dir.name / model_dir.name / f"{self.path.name}.lock"
+
+    def staging(self) -> "PointStore":
+        """Where a --force rerun of this point trains until it has finished."""
+        return PointStore(self.path.with_name(self.path.name + STAGING_SUFFIX))
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -62,85 +84,113 @@ class PointStore:
             raise HarnessError(f"results folder {self.path} is not writable", "pass a writable --results-dir")
         write_json_atomic(config_path, resolved)
 
-    def discard_if_unstarted(self) -> None:
+    def discard_if_unstarted(self) -> bool:
         """Remove the folder when it holds nothing but its config (the run failed before training
         wrote anything), so a typo or an offline dataset leaves no half-point for the tables."""
-        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {CONFIG_FILE, LOCK_FILE}:
-            shutil.rmtree(self.path)
-            for parent in (self.path.parent, self.path.parent.parent):  # <model>/ and <task>/ if now empty
-                try:
-                    parent.rmdir()
-                except OSError:
-                    break
+        if not (self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {CONFIG_FILE}):
+            return False
+        shutil.rmtree(self.path)
+        _remove_empty_parents(self.path, 2)  # <model>/ and <task>/ if now empty
+        return True
 
-    def archive(self) -> Path | None:
-        """Move an existing folder aside (for --force) so earlier results are never destroyed."""
-        if not self.path.exists():
-            return None
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
-        self.path.rename(target)
-        return target
+    def replace_with(self, finished: "PointStore") -> Path | None:
+        """Swap a finished forced rerun (`finished`, a staging folder) into this point's place; the
+        earlier folder, if any, is moved aside as <point>.replaced-<time>, never deleted."""
+        archived = None
+        if self.path.exists():
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            archived = self.path.with_name(f"{self.path.name}{REPLACED_MARK}{stamp}")
+            suffix = 1
+            while archived.exists():
+                archived = archived.with_name(f"{self.path.name}{REPLACED_MARK}{stamp}-{suffix}")
+                suffix += 1
+            self.path.rename(archived)
+        finished.path.rename(self.path)
+        return archived
+
+
+def _remove_empty_parents(path: Path, levels: int) -> None:
+    for parent in list(path.parents)[:levels]:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 class PointLock:
-    """An exclusive lock file, so two processes (e.g. a sweep over GPUs) never run the same point.
+    """An exclusive lock on one point (filelock: an OS lock the kernel drops when its holder dies,
+    so a crashed run never leaves a lock behind and two restarts can never both hold it).
 
-    The lock file appears atomically with the holder's pid already in it (written to a temp file,
-    then hard-linked into place), so a reader never sees an empty lock. A lock whose process is
-    dead is taken over.
+    While held, a small JSON file beside the lock says who holds it (host, pid, start time), for
+    the error another process gets and for `table`/`report`.
     """
 
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK_FILE
+    def __init__(self, store: PointStore):
+        from filelock import FileLock
+
+        self.path = store.lock_path
+        self.point = store.path
+        self._lock = FileLock(str(self.path), timeout=0)
+
+    @property
+    def holder_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".holder.json")
 
     def acquire(self) -> "PointLock":
-        for _ in range(2):
-            if self._try_link():
-                return self
-            holder = self._holder()
-            if holder is not None and holder != os.getpid() and _alive(holder):
-                raise HarnessError(
-                    f"{self.path.parent} is being run by another process (pid {holder})",
-                    "wait for it to finish, or delete the .lock file if that process is gone",
-                )
-            self.path.unlink(missing_ok=True)  # stale: its process is gone
-        raise HarnessError(f"could not lock {self.path}", "retry")
+        from filelock import Timeout
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except Timeout:
+            raise HarnessError(f"{self.point} is being run by another process ({self.holder()})",
+                               "wait for it to finish; the lock is released when that process exits") from None
+        except OSError as err:
+            raise HarnessError(f"cannot lock {self.path}: {err.strerror}", "pass a writable --results-dir") from None
+        write_json_atomic(self.holder_path, {"host": socket.gethostname(), "pid": os.getpid(),
+                                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return self
 
     def release(self) -> None:
-        if self._holder() == os.getpid():
-            self.path.unlink(missing_ok=True)
+        if self._lock.is_locked:
+            self.holder_path.unlink(missing_ok=True)
+            self._lock.release()
+
+    def discard(self) -> None:
+        """Release and remove the lock file (and its empty folders): for a point whose folder was
+        discarded because it never started, so a typo leaves nothing behind in .locks/ either."""
+        if self._lock.is_locked:
+            self.holder_path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)  # while held: a newcomer creates a fresh lock file
+            self._lock.release()
+            _remove_empty_parents(self.path, 3)  # <model>/, <task>/ and .locks/ if now empty
+
+    def holder(self) -> str:
+        """Who holds the lock, in words (best effort: the holder file may be mid-write)."""
+        try:
+            info = read_json(self.holder_path)
+            return f"pid {info['pid']} on {info['host']}, since {info['started']}"
+        except (HarnessError, OSError, KeyError, TypeError):
+            return "holder unknown"
+
+    def is_held_elsewhere(self) -> bool | None:
+        """True while another live process holds the lock, False when nobody does (probed without
+        waiting), None when this process cannot tell (e.g. a read-only results tree)."""
+        from filelock import Timeout
+
+        if not self.path.is_file():
+            return False
+        try:
+            self._lock.acquire()
+        except Timeout:
+            return True
+        except OSError:
+            return None
+        self._lock.release()
+        return False
 
     def __enter__(self) -> "PointLock":
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-    def _try_link(self) -> bool:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".lock.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            os.link(tmp, self.path)  # fails if the lock exists: atomic test-and-set
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(tmp)
-
-    def _holder(self) -> int | None:
-        try:
-            return int(self.path.read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -36,7 +36,9 @@ def grid(base: RunConfig, losses: list[str], alphas: list[float], seeds: list[in
 
 def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progress: bool,
               worker: int = 0, num_workers: int = 1) -> list[dict[str, Any]]:
-    """Run this worker's share of the points in order; a failing point is reported, not fatal."""
+    """Run this worker's share of the points in order. Any failure of a point (a bad input, an
+    out-of-memory error, a corrupt file) is recorded and the sweep goes on with the next point;
+    only an interrupt (Ctrl-C, SIGTERM) stops it. Ends with a summary of every point."""
     from harness.runner.point import run_point
 
     summary = []
@@ -48,10 +50,45 @@ def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progre
             result = run_point(run, results_dir, force=force, progress=progress)
             state = "skipped (complete)" if result.skipped else "done"
             summary.append({"point": label, "state": state, "path": str(result.path)})
-        except HarnessError as err:
-            summary.append({"point": label, "state": f"failed: {err.message}", "path": ""})
+        except Exception as err:  # noqa: BLE001 - one point's failure must not end the sweep
+            summary.append({"point": label, "state": f"failed: {first_line(err)}", "path": ""})
+            _free_accelerator_memory()
         print(f"[{len(summary)}] {label}: {summary[-1]['state']}", flush=True)
+    print_summary(summary)
     return summary
+
+
+def first_line(err: BaseException) -> str:
+    """The error in one line: a HarnessError's message, else `Type: first line of the message`."""
+    if isinstance(err, HarnessError):
+        return err.message.splitlines()[0] if err.message else type(err).__name__
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def print_summary(summary: list[dict[str, Any]]) -> None:
+    counts: dict[str, int] = {}
+    for row in summary:
+        kind = row["state"].split(" ")[0].rstrip(":")
+        counts[kind] = counts.get(kind, 0) + 1
+    print("sweep: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())), flush=True)
+    for row in summary:
+        if row["state"].startswith("failed"):
+            print(f"  FAILED {row['point']}: {row['state'][len('failed: '):]}", flush=True)
+
+
+def _free_accelerator_memory() -> None:
+    """After a failed point (often out of memory), drop what it left on the GPU before the next."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
 
 
 def launch_per_gpu(argv: list[str], gpus: list[str]) -> int:

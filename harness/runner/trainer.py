@@ -4,7 +4,8 @@ Three changes to the stock Trainer, each for the comparison's sake:
 - data order is fixed by us (the train set is shuffled once with the seed, then read sequentially),
   so both arms see the same batches and we can record a hash of that order;
 - evaluation loss is plain token CE for every arm, so validation curves are comparable;
-- a non-finite training loss stops the run with a clear error; the last saved checkpoint is kept.
+- a non-finite training loss, or a non-finite gradient norm, stops the run with a clear error
+  before the optimizer applies the step, so every saved checkpoint holds finite weights.
 
 On the fast path (`chunked_head=`), losses of the form sum(w * nll) / divisor are computed from the
 LM head's input with harness.losses.chunked: the model runs as usual (through any DDP wrapper), a
@@ -14,7 +15,10 @@ pre-hook on the head keeps its input and hands the head an empty slice, so no lo
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import re
+import struct
 from pathlib import Path
 from typing import Callable
 
@@ -105,27 +109,84 @@ class PairedTrainer(Trainer):
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = result[0] if return_outputs else result
         if not torch.isfinite(loss.detach()).all():
-            step = self.state.global_step
-            last = last_complete_checkpoint(Path(self.args.output_dir))
-            raise NonFiniteLoss(
-                f"training loss became {loss.item()} at step {step}; stopped. "
-                f"Last good checkpoint: {last or 'none saved yet'}",
-                "lower the learning rate or alpha, clip the PDL weights (max_weight), or use fp32; "
-                "rerun with --force to restart the point",
-            )
+            self._stop_non_finite(f"training loss became {loss.item()}")
         return result
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The Trainer asks for the (global, all-rank) gradient norm right before the optimizer
+        step: a NaN/inf norm stops the run there, so the bad update is neither applied nor saved."""
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        value = grad_norm.item() if hasattr(grad_norm, "item") else grad_norm
+        if value is not None and not math.isfinite(value):
+            self._stop_non_finite(f"gradient norm became {value}")
+        return grad_norm
+
+    def _stop_non_finite(self, what: str):
+        last = last_complete_checkpoint(Path(self.args.output_dir))
+        raise NonFiniteLoss(
+            f"{what} at step {self.state.global_step + 1}; stopped before the update was applied. "
+            f"Last good checkpoint: {last or 'none saved yet'}",
+            "lower the learning rate or alpha, clip the PDL weights (max_weight), or use fp32; "
+            "rerun with --force to restart the point",
+        )
+
+
+WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
+SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def _safetensors_complete(path: Path) -> bool:
+    """A safetensors file is whole when its header parses and its data reaches the offsets it lists."""
+    try:
+        with open(path, "rb") as handle:
+            (size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(size))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return path.stat().st_size >= 8 + size + end
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
+        return False
+
+
+def _weights_complete(folder: Path) -> bool:
+    """Model (or adapter) weights are present and whole; a sharded checkpoint has every shard its
+    index lists. FSDP's sharded state (pytorch_model_fsdp_*/) is taken as it is."""
+    for name in SHARD_INDEXES:
+        if (folder / name).is_file():
+            try:
+                shards = set(json.loads((folder / name).read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return False
+            return all(_safetensors_complete(folder / shard) if shard.endswith(".safetensors")
+                       else (folder / shard).is_file() for shard in shards)
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return _safetensors_complete(folder / name) if name.endswith(".safetensors") else True
+    return any(child.name.startswith("pytorch_model_fsdp") for child in folder.iterdir())
+
+
+def checkpoint_is_complete(folder: Path, step: int, extra_files: tuple[str, ...] = ()) -> bool:
+    """Verified by content, not by a file's presence: transformers writes trainer_state.json in
+    place (a kill leaves it truncated), so it must parse and name this step, the weights must be
+    whole, and `extra_files` (written after it, e.g. a stateful loss's state) must exist."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(state, dict) and state.get("global_step") == step and _weights_complete(folder)
+            and all((folder / name).is_file() for name in extra_files))
 
 
 def last_complete_checkpoint(folder: Path, extra_files: tuple[str, ...] = ()) -> Path | None:
-    """Newest checkpoint whose trainer_state.json (the Trainer writes it last) and `extra_files`
-    (written after it, e.g. a stateful loss's state) exist, so a checkpoint cut short by a kill
-    mid-save is never resumed from."""
+    """Newest checkpoint that `checkpoint_is_complete`; a checkpoint cut short by a kill mid-save
+    is skipped and the one before it (still there: rotation runs after a save finishes) is used."""
     if not folder.is_dir():
         return None
     found = []
     for child in folder.iterdir():
         match = CHECKPOINT_RE.match(child.name)
-        needed = ("trainer_state.json", *extra_files)
-        if match and child.is_dir() and all((child / name).is_file() for name in needed):
+        if match and child.is_dir():
             found.append((int(match.group(1)), child))
-    return max(found)[1] if found else None
+    for step, child in sorted(found, reverse=True):
+        if checkpoint_is_complete(child, step, extra_files):
+            return child
+    return None

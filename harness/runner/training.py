@@ -92,7 +92,7 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
         gradient_accumulation_steps=budget.gradient_accumulation_steps,
         learning_rate=budget.learning_rate,
         num_train_epochs=budget.num_train_epochs,
-        max_steps=budget.max_steps if budget.max_steps else -1,
+        max_steps=budget.max_steps,
         warmup_steps=budget.warmup_ratio,  # transformers 5 reads a value below 1 as a ratio of the steps
         weight_decay=budget.weight_decay,
         max_grad_norm=budget.max_grad_norm,

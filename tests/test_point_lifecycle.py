@@ -1,0 +1,237 @@
+"""A point's life under interruption, concurrency, forced reruns and bad input: results are never
+wrong, lost or hidden, and bad input fails before any model is loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.runner.config import RunConfig
+from harness.runner.point import resolve, run_point
+from harness.runner.store import METRICS_FILE, PointLock, PointStore
+from harness.runner.trainer import last_complete_checkpoint
+from test_runner import REPO, point, task_file  # noqa: F401 - the same tiny task fixture
+from test_store import hold_lock
+
+
+def cli(args: list[str], env_extra: dict | None = None, **popen) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, **popen)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=600)
+    return process.returncode, out, err
+
+
+# --- forced reruns --------------------------------------------------------------------------------
+
+def test_force_is_refused_while_another_process_runs_the_point(task_file, tmp_path):
+    first = run_point(point(task_file), tmp_path, progress=False)
+    before = (first.path / METRICS_FILE).read_bytes()
+    holder = hold_lock(PointStore(first.path))
+    try:
+        with pytest.raises(HarnessError, match="being run by another process"):
+            run_point(point(task_file), tmp_path, force=True, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (first.path / METRICS_FILE).read_bytes() == before  # nothing moved, nothing trained
+    assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name]
+
+
+@pytest.mark.slow
+def test_a_killed_forced_rerun_hides_nothing_and_a_finished_one_replaces_the_result(task_file, tmp_path):
+    first = run_point(point(task_file), tmp_path, progress=False)
+    args = ["run", "--task", str(task_file), "--results-dir", str(tmp_path), "--no-progress", "--force"]
+    code, _, _ = finish(cli(args, {"PDL_BENCH_KILL_AFTER_SAVE": "2"}))
+    assert code == -9
+    assert (first.path / METRICS_FILE).is_file()  # the earlier result is still where tables look
+    assert main(["table", "--results-dir", str(tmp_path)]) == 0
+    code, out, err = finish(cli(args))
+    assert code == 0, err
+    archived = list(first.path.parent.glob(first.path.name + ".replaced-*"))
+    assert len(archived) == 1 and (archived[0] / METRICS_FILE).is_file()
+    assert (first.path / METRICS_FILE).is_file() and "earlier results moved to" in out
+    assert not list(first.path.parent.glob("*.forced-run"))
+
+
+# --- checkpoints ------------------------------------------------------------------------------------
+
+class PoisonGradientsAfterStep:
+    """From step N+1 on, one weight's gradient is NaN while the loss stays finite."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def __call__(self, setup):
+        from transformers import TrainerCallback
+
+        step = self.step
+
+        class Poison(TrainerCallback):
+            def on_step_end(self, args, state, control, model=None, **kwargs):
+                if state.global_step == step:
+                    weight = model.model.layers[0].mlp.down_proj.weight
+                    weight.register_hook(lambda grad: grad * float("nan"))
+
+        setup.trainer.add_callback(Poison())
+        return setup
+
+
+def test_a_nan_gradient_stops_before_the_update_and_the_named_checkpoint_is_finite(task_file, tmp_path,
+                                                                                   monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    from harness.runner import training
+
+    original = training.prepare_training
+    monkeypatch.setattr(training, "prepare_training",
+                        lambda **kw: PoisonGradientsAfterStep(1)(original(**kw)))
+    run = point(task_file, overrides=["training.save_steps=1"])
+    with pytest.raises(HarnessError, match="gradient norm became nan at step 2") as err:
+        run_point(run, tmp_path, progress=False)
+    checkpoints = resolve(run, tmp_path).store.checkpoints
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-1"]  # step 2 neither applied nor saved
+    assert str(checkpoints / "checkpoint-1") in str(err.value)
+    weights = load_file(checkpoints / "checkpoint-1" / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_a_truncated_checkpoint_is_skipped_for_the_one_before(tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    for step in (2, 4):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        save_file({"w": torch.ones(4)}, folder / "model.safetensors")
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-4"
+    state = tmp_path / "checkpoint-4" / "trainer_state.json"
+    state.write_text(state.read_text()[:5])  # a kill while transformers rewrote it in place
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    state.write_text(json.dumps({"global_step": 4}))
+    weights = tmp_path / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-3])  # weights cut short
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+
+
+@pytest.mark.slow
+def test_a_point_whose_newest_checkpoint_is_truncated_still_finishes_identically(task_file, tmp_path):
+    args = ["run", "--task", str(task_file), "--no-progress"]
+    code, _, err = finish(cli(args + ["--results-dir", str(tmp_path / "clean")]))
+    assert code == 0, err
+    code, _, _ = finish(cli(args + ["--results-dir", str(tmp_path / "crash")], {"PDL_BENCH_KILL_AFTER_SAVE": "4"}))
+    assert code == -9
+    [crashed] = list((tmp_path / "crash").glob("tiny-bible/*/*"))
+    state = crashed / "checkpoints" / "checkpoint-4" / "trainer_state.json"
+    state.write_text(state.read_text()[:40])
+    code, _, err = finish(cli(args + ["--results-dir", str(tmp_path / "crash")]))
+    assert code == 0, err
+    [clean] = list((tmp_path / "clean").glob("tiny-bible/*/*"))
+    assert (crashed / METRICS_FILE).read_bytes() == (clean / METRICS_FILE).read_bytes()
+
+
+# --- signals ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path):
+    run = cli(["run", "--task", str(task_file), "--results-dir", str(tmp_path), "--no-progress",
+               "--max-steps", "400", "--set", "training.save_steps=2"])
+    store = resolve(point(task_file, overrides=["training.max_steps=400", "training.save_steps=2"]), tmp_path).store
+    deadline = time.time() + 300
+    while last_complete_checkpoint(store.checkpoints) is None and run.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    code, _, err = finish(run)
+    assert code == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err
+    assert PointLock(store).is_held_elsewhere() is False
+    assert main(["table", "--results-dir", str(tmp_path)]) == 2  # no finished point, and it says why
+
+
+# --- bad input fails before a model loads --------------------------------------------------------
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    import harness.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(harness.models, "load_model", refuse)
+
+
+def test_a_metric_typo_fails_before_any_model_loads(task_file, tmp_path, no_model_loads):
+    with pytest.raises(HarnessError, match="unknown metric 'rouge9'"):
+        run_point(point(task_file, overrides=["metrics=[rouge1, rouge9]"]), tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())  # no folder, no lock
+
+
+@pytest.mark.parametrize("steps", ["0", "-5"])
+def test_max_steps_must_be_positive(task_file, tmp_path, steps, capsys, no_model_loads):
+    code = main(["run", "--task", str(task_file), "--results-dir", str(tmp_path), "--max-steps", steps])
+    assert code == 2 and "--max-steps must be >= 1" in capsys.readouterr().err
+    with pytest.raises(HarnessError, match="training.max_steps"):
+        run_point(point(task_file, overrides=[f"training.max_steps={steps}"]), tmp_path, progress=False)
+
+
+def test_duplicate_example_ids_are_refused_naming_the_id_and_file(task_file, tmp_path, no_model_loads):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "validation", "test"):
+        text = (task_file.parent / "data" / f"{split}.jsonl").read_text()
+        if split == "test":
+            rows = [json.loads(line) for line in text.splitlines()]
+            rows[3]["id"] = rows[1]["id"]
+            text = "".join(json.dumps(r) + "\n" for r in rows)
+        (data / f"{split}.jsonl").write_text(text)
+    with pytest.raises(HarnessError, match=r"duplicate example id 'test-49'.*test\.jsonl"):
+        run_point(point(task_file, data_dir=str(data)), tmp_path / "results", progress=False)
+
+
+# --- which model a run uses ------------------------------------------------------------------------
+
+def test_a_hub_task_defaults_to_its_documented_model_and_set_model_is_honoured(tmp_path):
+    xsum = resolve(RunConfig(task="xsum"), tmp_path)
+    assert xsum.model_ref == "HuggingFaceTB/SmolLM2-360M-Instruct" and "task's `model`" in xsum.model_origin
+    assert xsum.model_ref == xsum.task.model  # what `pdl-bench tasks` and docs/tasks.md show
+    chosen = resolve(RunConfig(task="xsum", overrides=["model=smollm2-135m"]), tmp_path)
+    assert chosen.model_ref == "smollm2-135m" and chosen.model_origin == "--set model=..."
+    flag = resolve(RunConfig(task="xsum", model="my/model"), tmp_path)
+    assert flag.model_ref == "my/model" and flag.model_origin == "--model"
+    bible = resolve(RunConfig(task="bible"), tmp_path)
+    assert bible.model_ref == bible.task.model == "smollm2-135m"  # the embedded demo runs offline
+
+
+# --- sweeps -----------------------------------------------------------------------------------------
+
+def test_a_sweep_records_any_failure_and_runs_the_other_points(task_file, tmp_path, monkeypatch, capsys):
+    from harness.runner import point as point_module
+
+    real = point_module.run_point
+
+    def flaky(run, results_dir, **kwargs):
+        if run.loss == "pdl" and run.loss_options.get("alpha") == 0.5:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail")
+        return real(run, results_dir, **kwargs)
+
+    monkeypatch.setattr(point_module, "run_point", flaky)
+    code = main(["sweep", "--task", str(task_file), "--losses", "ce,pdl", "--alphas", "0.5,1",
+                 "--results-dir", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "sweep: 2 done, 1 failed" in out
+    assert "FAILED pdl {'alpha': 0.5} seed=0: RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB" in out
+    assert len(list((tmp_path / "tiny-bible").glob("*/*/" + METRICS_FILE))) == 2
