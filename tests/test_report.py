@@ -22,10 +22,10 @@ from harness.metrics import METRICS, MetricContext, compare  # noqa: E402
 from harness.report import plots  # noqa: E402
 from harness.report.collect import collect, group_stems  # noqa: E402
 from harness.report.html import pick_examples, render_report  # noqa: E402
+from harness.metrics.paired import seed_averaged_compare  # noqa: E402
 from harness.report.synthetic import WordTokenizer, task_config, write_point  # noqa: E402
-from harness.report.tables import (  # noqa: E402
-    TableSettings, build_tables, render_markdown, seed_averaged_compare, to_latex, write_tables,
-)
+from harness.report.table_render import render_markdown, to_latex, to_markdown, write_tables  # noqa: E402
+from harness.report.tables import TableSettings, build_tables  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "org/Tiny-LM"
@@ -129,6 +129,36 @@ def test_best_value_follows_the_metric_direction(tables):
     assert "mean-length" not in best.index  # no better direction
     markdown = render_markdown(tables, [])
     assert "**0.3 ± 0.014**" in markdown and "distinct-1 ↑" in markdown
+
+
+def test_table_markdown_is_pinned(tree):
+    """Means, stds, best marks and the validation-CE delta as `pdl-bench table` prints them (the
+    delta and interval cells are pinned in tests/test_render.py)."""
+    (table,) = build_tables(collect(tree), TableSettings(deltas=False))
+    assert to_markdown(table).splitlines() == [
+        "### toy / org/Tiny-LM: 20 steps, 32 train examples; seeds 0, 1",
+        "",
+        "| metric | arm | mean ± std (seeds) | Δ vs CE [95% CI] | p | seeds | n |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        "| rouge1 ↑ | ce | **21 ± 1.4** |  |  | 2 | 6 |",
+        "| rouge1 ↑ | pdl(alpha=0.5) | 20 ± 1.4 |  |  | 2 | 6 |",
+        "| rouge1 ↑ | pdl(alpha=1) | 16 ± 1.4 |  |  | 2 | 6 |",
+        "| distinct-1 ↑ | ce | 0.11 ± 0.014 |  |  | 2 | 6 |",
+        "| distinct-1 ↑ | pdl(alpha=0.5) | 0.23 ± 0.042 |  |  | 2 | 6 |",
+        "| distinct-1 ↑ | pdl(alpha=1) | **0.3 ± 0.014** |  |  | 2 | 6 |",
+        "| distinct-2 ↑ | ce | 0.32 ± 0.028 |  |  | 2 | 6 |",
+        "| distinct-2 ↑ | pdl(alpha=0.5) | 0.54 ± 0.057 |  |  | 2 | 6 |",
+        "| distinct-2 ↑ | pdl(alpha=1) | **0.68 ± 0.028** |  |  | 2 | 6 |",
+        "| mean-length | ce | 6.25 ± 0.35 |  |  | 2 | 6 |",
+        "| mean-length | pdl(alpha=0.5) | 7.25 ± 0.35 |  |  | 2 | 6 |",
+        "| mean-length | pdl(alpha=1) | 5.25 ± 0.35 |  |  | 2 | 6 |",
+        "| validation-ce ↓ | ce | **2.1 ± 0.14** |  |  | 2 |  |",
+        "| validation-ce ↓ | pdl(alpha=0.5) | 2.45 ± 0.071 | +0.35 |  | 2 |  |",
+        "| validation-ce ↓ | pdl(alpha=1) | 3.05 ± 0.071 | +0.95 |  | 2 |  |",
+        "",
+        "↑/↓: higher/lower is better; bold: best mean per metric. Δ = arm − CE of the same seed; 95% paired "
+        "bootstrap CI over test examples; p: two-sided paired bootstrap.",
+    ]
 
 
 def test_seed_averaged_delta_matches_per_seed_recomputation(tables):

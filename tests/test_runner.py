@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.runner.config import RunConfig
 from harness.runner.point import run_point
-from harness.runner.store import GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE
+from harness.results import GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE
 from tiny import STYLE_METRICS as METRICS, build_style_task, train_losses
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +54,8 @@ def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path)
     # the default on CPU: packed rows + chunked loss, no compile, plain generation (docs/perf.md)
     assert prov["training_path"] == "fast (packed rows, chunked loss)"
     assert prov["generation_path"] == "plain (dynamic KV cache)"
+    assert prov["plan"] == {"packed_rows": True, "chunked_loss": True, "compile": False,
+                            "static_cache_generation": False, "precision": "fp32"}
     assert not (result.path / "checkpoints").exists()  # removed once the point is complete
     again = run_point(point(task_file), tmp_path, progress=False)
     assert again.skipped and again.path == result.path and again.metrics == result.metrics
@@ -240,7 +242,8 @@ def test_sweep_over_two_workers_runs_each_point_once(task_file, tmp_path):
 def test_a_run_that_fails_before_training_leaves_no_folder(task_file, tmp_path):
     with pytest.raises(HarnessError):
         run_point(point(task_file, model=str(tmp_path / "missing-model")), tmp_path / "results", progress=False)
-    assert not list((tmp_path / "results").glob("*/*/*"))
+    assert [p.name for p in (tmp_path / "results").iterdir()] == [".locks"]  # the lock file stays: deleting a
+    # lock file while others may hold it open could let two processes hold the lock at once
 
 
 def test_distributed_settings_pass_through_to_the_trainer(task_file, tmp_path):
@@ -299,17 +302,27 @@ def test_generation_keeps_every_stop_id_of_the_model():
 
 
 def test_arms_that_differ_beyond_the_loss_are_not_compared(tmp_path):
+    """bench refuses what the one pairing rule (harness.results.pairing_problems) refuses."""
+    from harness.results import PointConfig, Provenance, write_record
     from harness.runner.bench import check_paired
     from harness.runner.point import PointResult
 
-    prov = {"init_hash": "i", "data_order_hash": "d", "seed": 0, "precision": "fp32",
-            "training_path": "plain", "world_size": 1}
-    config = {"task": {"name": "t", "limits": {"train": 8}}, "model": "m", "loss": "ce", "loss_options": {}, "seed": 0}
-    a = PointResult(tmp_path / "a", {}, prov, False)
-    other_loss = {**config, "loss": "pdl", "loss_options": {"alpha": 1.0}}
-    assert check_paired(a, PointResult(tmp_path / "b", {}, prov, False), config, other_loss)["seed"] == 0
-    other_budget = {**other_loss, "task": {"name": "t", "limits": {"train": 16}}}
+    prov = Provenance(init_hash="i", data_order_hash="d", seed=0, precision="fp32", training_path="plain",
+                      world_size=1)
+    config = PointConfig(task={"name": "t", "limits": {"train": 8}}, model="m", loss="ce", seed=0)
+
+    def arm(name: str, config: PointConfig, prov: Provenance) -> PointResult:
+        write_record(tmp_path / name, config)
+        write_record(tmp_path / name, prov)
+        return PointResult(tmp_path / name, {}, prov.model_dump(), False)
+
+    a = arm("a", config, prov)
+    other_loss = config.model_copy(update={"loss": "pdl", "loss_options": {"alpha": 1.0}})
+    assert check_paired(a, arm("b", other_loss, prov))["seed"] == 0
+    other_budget = other_loss.model_copy(update={"task": {"name": "t", "limits": {"train": 16}}})
     with pytest.raises(HarnessError, match="configs differ in task"):
-        check_paired(a, PointResult(tmp_path / "b", {}, prov, False), config, other_budget)
-    with pytest.raises(HarnessError, match="seed differs"):
-        check_paired(a, PointResult(tmp_path / "b", {}, {**prov, "seed": 1}, False), config, {**other_loss, "seed": 1})
+        check_paired(a, arm("c", other_budget, prov))
+    with pytest.raises(HarnessError, match="seeds differ"):
+        check_paired(a, arm("d", other_loss.model_copy(update={"seed": 1}), prov.model_copy(update={"seed": 1})))
+    description_only = other_loss.model_copy(update={"task": {**config.task, "description": "other words"}})
+    assert check_paired(a, arm("e", description_only, prov))  # documentation is not identity

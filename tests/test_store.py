@@ -1,4 +1,4 @@
-"""The point folder's lock and lifecycle (harness/runner/store.py)."""
+"""The point folder's lock and lifecycle (harness/store.py)."""
 
 import os
 import stat
@@ -11,7 +11,12 @@ import pytest
 from harness.errors import HarnessError
 from harness.io import write_json_atomic
 from harness.report.collect import unfinished_state
-from harness.runner.store import PointLock, PointStore, is_point_folder_name
+from harness.results import PointConfig
+from harness.store import PointLock, PointStore, is_point_folder_name
+
+
+def config(seed: int = 0) -> PointConfig:
+    return PointConfig(task={"name": "task"}, model="m", loss="ce", seed=seed)
 
 
 def store_at(tmp_path, name="point") -> PointStore:
@@ -21,7 +26,7 @@ def store_at(tmp_path, name="point") -> PointStore:
 HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from harness.runner.store import PointLock, PointStore
+    from harness.store import PointLock, PointStore
     lock = PointLock(PointStore(Path(sys.argv[1]))).acquire()
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -41,7 +46,7 @@ def test_lock_is_exclusive_while_its_holder_lives_and_free_once_it_dies(tmp_path
     holder = hold_lock(store)
     try:
         with pytest.raises(HarnessError, match=rf"another process \(pid {holder.pid} on "):
-            PointLock(store).acquire()
+            PointLock(store).acquire(wait=0)
         assert PointLock(store).is_held_elsewhere() is True
     finally:
         holder.kill()
@@ -58,12 +63,12 @@ RACE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from harness.errors import HarnessError
-    from harness.runner.store import PointLock, PointStore
+    from harness.store import PointLock, PointStore
     store = PointStore(Path(sys.argv[1]))
     while time.time() < float(sys.argv[2]):
         pass
     try:
-        lock = PointLock(store).acquire()  # keep a reference: a collected lock is released
+        lock = PointLock(store).acquire(wait=0)  # keep a reference: a collected lock is released
     except HarnessError:
         print("refused", flush=True)
         sys.exit(0)
@@ -91,7 +96,7 @@ def test_restarts_racing_for_a_crashed_points_lock_never_both_hold_it(tmp_path):
 
 def test_a_killed_point_reads_as_interrupted_and_a_live_one_as_running(tmp_path):
     store = store_at(tmp_path)
-    store.claim({"seed": 0})
+    store.claim(config())
     holder = hold_lock(store)
     try:
         assert unfinished_state(store.path).startswith(f"running (pid {holder.pid} on ")
@@ -103,18 +108,18 @@ def test_a_killed_point_reads_as_interrupted_and_a_live_one_as_running(tmp_path)
 
 def test_claim_refuses_a_folder_of_another_config(tmp_path):
     store = store_at(tmp_path)
-    store.claim({"seed": 0})
-    store.claim({"seed": 0})
+    store.claim(config())
+    store.claim(config())
     with pytest.raises(HarnessError, match="different config"):
-        store.claim({"seed": 1})
+        store.claim(config(1))
 
 
 def test_replace_with_swaps_in_a_finished_rerun_and_keeps_the_old_one(tmp_path):
     store = store_at(tmp_path)
-    store.claim({"seed": 0})
+    store.claim(config())
     (store.path / "metrics.json").write_text("old")
     staging = store.staging()
-    staging.claim({"seed": 0})
+    staging.claim(config())
     (staging.path / "metrics.json").write_text("new")
     assert not is_point_folder_name(staging.path.name)
     archived = store.replace_with(staging)
@@ -124,12 +129,12 @@ def test_replace_with_swaps_in_a_finished_rerun_and_keeps_the_old_one(tmp_path):
 
 def test_discard_removes_only_unstarted_points(tmp_path):
     store = store_at(tmp_path)
-    store.claim({"seed": 0})
+    store.claim(config())
     (store.path / "checkpoints").mkdir()
     store.discard_if_unstarted()
     assert store.path.is_dir()  # it had started: kept
     fresh = store_at(tmp_path / "other")
-    fresh.claim({"seed": 0})
+    fresh.claim(config())
     fresh.discard_if_unstarted()
     assert not (tmp_path / "other" / "results" / "task").exists()
 
@@ -141,3 +146,13 @@ def test_result_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o644
+
+
+def test_a_forced_rerun_cut_between_its_two_renames_is_moved_into_place(tmp_path):
+    store = store_at(tmp_path)
+    staging = store.staging()
+    staging.claim(config())
+    (staging.path / "metrics.json").write_text("{}")
+    assert not store.path.exists()  # the old folder was moved aside, the new one not yet in
+    store.finish_interrupted_swap()
+    assert (store.path / "metrics.json").is_file() and not staging.path.exists()

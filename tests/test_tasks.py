@@ -93,17 +93,37 @@ def test_invalid_values_are_rejected(tmp_path, edit, expected):
     assert expected in str(err.value)
 
 
-def test_embedded_builder_options_are_checked(tmp_path):
+def test_embedded_builder_options_are_checked(tmp_path, capsys):
+    """The task schema checks only the source's shape; the data layer (which knows the builders)
+    checks the builder and its options: in `validate`, `tasks`, and before any data is loaded."""
+    from harness.data.sources import check_source, load_raw
+
     data = yaml.safe_load((REPO_TASKS / "bible.yaml").read_text())
     data["source"]["options"] = {"test_percent": 5}
     path = tmp_path / "bible.yaml"
     path.write_text(yaml.safe_dump(data))
+    with pytest.raises(HarnessError, match=r"source\.options\.test_percent: unknown key"):
+        check_source(load_task(str(path)), str(path))
     with pytest.raises(HarnessError, match="test_percent"):
-        load_task(str(path))
+        load_raw(load_task(str(path)), None, ("test",))
+    assert cli.main(["validate", str(path)]) == 1
+    assert f"ERROR  {path}: invalid task {path}: source.options.test_percent: unknown key" in capsys.readouterr().out
+    assert cli.main(["tasks", "--tasks-dir", str(tmp_path)]) != 0
+    assert "invalid task 'bible': source.options.test_percent: unknown key" in capsys.readouterr().err
     data["source"] = {"type": "embedded", "builder": "bibel"}
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(HarnessError, match="did you mean 'bible'"):
-        load_task(str(path))
+        check_source(load_task(str(path)))
+    assert cli.main(["validate", str(path)]) == 1
+    assert "did you mean 'bible'" in capsys.readouterr().out
+
+
+def test_embedded_options_are_filled_in_by_the_data_layer():
+    from harness.data.sources import check_source
+
+    task = apply_overrides(load_task("chitchat"), ["source.options={context_turns: 2}"])
+    assert task.source.options == {"context_turns": 2}  # the task layer keeps what was written
+    assert check_source(task).source.options == {"context_turns": 2, "validation_pct": 5, "test_pct": 5}
 
 
 def test_overrides_are_type_checked():
@@ -127,14 +147,6 @@ def test_overrides_are_type_checked():
 def test_override_fills_an_optional_section():
     task = load_task("dailydialog")
     assert apply_overrides(task, ["dialogue.context_turns=5"]).dialogue.context_turns == 5
-
-
-def test_fingerprint_is_stable_and_tracks_what_matters():
-    task = load_task("bible")
-    assert task.fingerprint() == load_task("bible").fingerprint()
-    assert len(task.fingerprint()) == 12
-    assert apply_overrides(task, ["limits.train=7"]).fingerprint() != task.fingerprint()
-    assert apply_overrides(task, ["description=other words"]).fingerprint() == task.fingerprint()
 
 
 def test_validate_command(tmp_path, capsys):
@@ -165,3 +177,11 @@ def test_tasks_command_lists_every_task(capsys):
     for path in TASK_FILES:
         assert path.stem in out
     assert "hub:EdinburghNLP/xsum" in out and "embedded:bible" in out and "204045/11332/11334" in out
+
+
+def test_the_default_metrics_of_a_task_exist():
+    from harness.metrics import METRICS
+    from harness.task import TaskConfig
+
+    default = TaskConfig.model_fields["metrics"].default_factory()
+    assert default and all(name in METRICS for name in default)

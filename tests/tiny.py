@@ -120,6 +120,6 @@ def build_style_task(root: Path, model_dir: Path, *, sizes: tuple[int, int, int]
 def train_losses(point_dir: Path) -> list[float]:
     """The training losses a finished point logged (train_log.jsonl rows that carry one)."""
     from harness.io import read_jsonl
-    from harness.runner.store import TRAIN_LOG_FILE
+    from harness.results import TRAIN_LOG_FILE
 
     return [row["loss"] for row in read_jsonl(Path(point_dir) / TRAIN_LOG_FILE) if "loss" in row]

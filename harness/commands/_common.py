@@ -1,41 +1,116 @@
-"""Arguments shared by `run`, `bench` and `sweep`, and their translation into a RunConfig."""
+"""Arguments shared by `run`, `bench` and `sweep`, and their translation into a RunConfig.
+
+Option help is written once. An option that sets a config field is declared with `add_option(...,
+field=...)`: its help is that field's description (RunConfig in harness/runner/config.py, the task
+models in harness/task.py), followed by "(default: ...)" rendered from the field's own default, and
+its argparse default is that same field default, so neither the text nor the default can drift.
+Options that override a task key (--max-steps) default to None, meaning "keep the task's value".
+Pure CLI conveniences (--results-dir, --force, ...) keep their one help string here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic.fields import FieldInfo
 
 from harness.errors import HarnessError
 from harness.keyvalue import parse_key_value
+from harness.results import DEFAULT_RESULTS_DIR
+from harness.runner.config import RunConfig
+from harness.task import TrainingConfig
 
-DEFAULT_TASK = "bible"
+RUN_FIELDS = RunConfig.model_fields
+DEFAULT_TASK = RUN_FIELDS["task"].default
+DEFAULT_LOSSES = f"{RUN_FIELDS['loss'].default},pdl"  # bench arms / sweep losses: the CE baseline first
+ALPHA_HELP = ("alpha of the loss, for losses that have one (see `pdl-bench losses`): a shortcut for "
+              "--loss-option alpha=A (default: the loss's own)")
+
+
+def field_default(field: FieldInfo) -> Any:
+    """The value a config gets when the option is not given (default_factory called)."""
+    return None if field.is_required() else field.get_default(call_default_factory=True)
+
+
+def field_help(field: FieldInfo, *, repeatable: bool = False, task_key: str | None = None) -> str:
+    """The --help text of an option that sets `field`: its description, then where the default
+    comes from. Unescaped (argparse's %-formatting is handled by add_option)."""
+    if not field.description:
+        raise ValueError(f"config field {field!r} has no description to use as option help")
+    if task_key is not None:
+        return f"{field.description} (sets the task's {task_key}; default: the task's value)"
+    if repeatable:
+        return f"{field.description} (repeatable)"
+    default = field_default(field)
+    if default is None or default is False or default in ([], {}):
+        return field.description  # an unset option / off flag: the description says what that means
+    return f"{field.description} (default: {default})"
+
+
+def add_option(parser, *flags: str, field: FieldInfo, task_key: str | None = None, **kwargs) -> argparse.Action:
+    """parser.add_argument with the help, default and (for a Literal) choices taken from a config
+    field. task_key: the option overrides that task key, so its default is None (the task's value)."""
+    repeatable = kwargs.get("action") == "append"
+    kwargs["help"] = field_help(field, repeatable=repeatable, task_key=task_key).replace("%", "%%")
+    if repeatable:
+        kwargs["default"] = []
+    elif task_key is not None:
+        kwargs["default"] = None
+    else:
+        kwargs["default"] = field_default(field)
+    if get_origin(field.annotation) is Literal and "choices" not in kwargs and kwargs.get("action") is None:
+        kwargs["choices"] = list(get_args(field.annotation))
+    action = parser.add_argument(*flags, **kwargs)
+    action.config_field, action.task_key = field, task_key  # read by the tests (option help == field)
+    return action
 
 
 def add_point_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default=DEFAULT_TASK,
-                        help=f"task name or YAML path (default: {DEFAULT_TASK}, the embedded offline task)")
-    parser.add_argument("--model", help="builtin alias, local path or hub id (default: the task's model)")
-    parser.add_argument("--data-dir", help="local copy of the task's dataset (jsonl/parquet/csv per split)")
-    parser.add_argument("--limit", type=int, help="cap every split at N examples (quick runs)")
-    parser.add_argument("--max-steps", type=int, help="stop training after N optimizer steps")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a task key, type-checked, e.g. --set training.learning_rate=1e-4 (repeatable)")
-    parser.add_argument("--loss-option", dest="loss_option", action="append", default=[], metavar="KEY=VALUE",
-                        help="option of the loss, e.g. --loss-option normalization=batch_weight_sum (repeatable)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where results go (default: results/)")
-    parser.add_argument("--force", action="store_true", help="rerun finished points (old folders are moved aside, not deleted)")
+    add_option(parser, "--task", field=RUN_FIELDS["task"], metavar="NAME|YAML")
+    add_option(parser, "--model", field=RUN_FIELDS["model"], metavar="MODEL")
+    add_option(parser, "--data-dir", field=RUN_FIELDS["data_dir"], metavar="DIR")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="cap every split at N examples, for quick runs (sets the task's limits.train, "
+                             "limits.validation and limits.test: the first N after a seeded shuffle, the same "
+                             "for every arm; default: the task's limits)")
+    add_option(parser, "--max-steps", field=TrainingConfig.model_fields["max_steps"],
+               task_key="training.max_steps", type=int, metavar="N")
+    add_option(parser, "--set", field=RUN_FIELDS["overrides"], dest="overrides", action="append",
+               metavar="KEY=VALUE")
+    add_option(parser, "--loss-option", field=RUN_FIELDS["loss_options"], dest="loss_option", action="append",
+               metavar="KEY=VALUE")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, metavar="DIR",
+                        help=f"where results go (default: {DEFAULT_RESULTS_DIR}/)")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun finished points (old folders are moved aside, not deleted)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
-    speed = parser.add_mutually_exclusive_group()
-    speed.add_argument("--plain", action="store_true",
-                       help="use the plain HF paths (padded batches, full logits, dynamic KV cache)")
-    speed.add_argument("--fast", action="store_true",
-                       help="also use static-KV-cache generation on CPU (default: packed rows + chunked loss "
-                            "everywhere, static cache on GPU)")
-    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                        help="torch.compile the model on the fast training path (auto: on GPU only; "
-                             "off if compilation fails on your stack)")
+    add_option(parser, "--trust-remote-code", field=RUN_FIELDS["trust_remote_code"], action="store_true")
+    add_speed_arguments(parser)
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """--plain/--fast set RunConfig.fast to off/on; the field's description, shown once as the
+    group's description, says what each value does."""
+    fast = RUN_FIELDS["fast"]
+    # The subcommands' formatter keeps descriptions as written, so the paragraph is wrapped here.
+    group = parser.add_argument_group("speed", textwrap.fill(field_help(fast), width=76))
+    flags = group.add_mutually_exclusive_group()
+    for flag, value in (("--plain", "off"), ("--fast", "on")):
+        action = flags.add_argument(flag, dest="fast", action="store_const", const=value,
+                                    default=field_default(fast), help=f"use the `{value}` paths above")
+        action.config_field, action.task_key = fast, None
+    add_option(group, "--compile", field=RUN_FIELDS["compile"])
+
+
+def add_seed_argument(parser: argparse.ArgumentParser) -> None:
+    add_option(parser, "--seed", field=RUN_FIELDS["seed"], type=int, metavar="N")
+
+
+def add_alpha_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--alpha", type=float, metavar="A", help=ALPHA_HELP)
 
 
 def parse_key_values(pairs: list[str], what: str) -> dict[str, Any]:
@@ -51,22 +126,22 @@ def parse_number_list(text: str, kind: type, what: str) -> list:
                            f"e.g. {what} 0,0.5,1") from None
 
 
-def run_config(args: argparse.Namespace, loss: str = "ce", loss_options: dict | None = None, seed: int = 0):
-    from harness.runner.config import RunConfig
-
+def run_config(args: argparse.Namespace, loss: str | None = None, loss_options: dict | None = None,
+               seed: int | None = None) -> RunConfig:
+    """The RunConfig of the parsed options; loss and seed left None take RunConfig's defaults."""
     overrides = list(args.overrides)
     if args.limit is not None:
         if args.limit < 1:
             raise HarnessError(f"--limit must be >= 1, got {args.limit}", "pass a positive number of examples")
         overrides += [f"limits.{split}={args.limit}" for split in ("train", "validation", "test")]
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            raise HarnessError(f"--max-steps must be >= 1, got {args.max_steps}",
+        if args.max_steps < 1 and args.max_steps != -1:  # the rule of training.max_steps, which --help shows
+            raise HarnessError(f"--max-steps must be >= 1 (or -1: no step limit), got {args.max_steps}",
                                "pass a positive number of optimizer steps, or drop it to train the task's epochs")
         overrides.append(f"training.max_steps={args.max_steps}")
     options = {**parse_key_values(args.loss_option, "--loss-option"), **(loss_options or {})}
+    given = {name: value for name, value in (("loss", loss), ("seed", seed)) if value is not None}
     return RunConfig(
-        task=args.task, model=args.model, loss=loss, loss_options=options, seed=seed,
-        data_dir=args.data_dir, overrides=overrides, trust_remote_code=args.trust_remote_code,
-        fast="off" if args.plain else "on" if args.fast else "auto", compile=args.compile,
+        task=args.task, model=args.model, loss_options=options, data_dir=args.data_dir, overrides=overrides,
+        trust_remote_code=args.trust_remote_code, fast=args.fast, compile=args.compile, **given,
     )

@@ -1,6 +1,13 @@
 """`pdl-bench bench`: the paired CE vs PDL comparison on one task."""
 
-from harness.commands._common import add_point_arguments, parse_key_values, run_config
+from harness.commands._common import (
+    DEFAULT_LOSSES,
+    add_alpha_argument,
+    add_point_arguments,
+    add_seed_argument,
+    parse_key_values,
+    run_config,
+)
 
 HELP = "CE vs PDL from the same init, seed and data order; prints the comparison table"
 DESCRIPTION = """\
@@ -18,9 +25,10 @@ examples:
 
 def add_arguments(parser):
     add_point_arguments(parser)
-    parser.add_argument("--losses", default="ce,pdl", help="comma-separated arms, baseline first (default ce,pdl)")
-    parser.add_argument("--alpha", type=float, help="alpha for arms that have one (default: the loss's default)")
-    parser.add_argument("--seed", type=int, default=0, help="seed shared by all arms (default 0)")
+    parser.add_argument("--losses", default=DEFAULT_LOSSES, metavar="LOSS,LOSS,...",
+                        help=f"comma-separated arms, the baseline first (default: {DEFAULT_LOSSES})")
+    add_alpha_argument(parser)
+    add_seed_argument(parser)  # one seed, shared by every arm
 
 
 def run(args) -> int:

@@ -55,10 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from harness.io import write_json_atomic
     from harness.perf.report import render, run_suite
     from harness.provenance import provenance
+    from harness.runner.plan import on_or_auto_on_gpu
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = args.size or ("full" if device.type == "cuda" else "small")
-    compile_ = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
+    compile_ = on_or_auto_on_gpu(args.compile, device.type == "cuda")  # the runner's rule (runner/plan.py)
     if args.models and args.loss_memory:
         raise HarnessError("--models has no effect with --loss-memory (the loss probe uses no model)",
                            "drop --models, or drop --loss-memory to measure training and generation")

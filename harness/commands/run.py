@@ -1,6 +1,13 @@
 """`pdl-bench run`: one point (task, model, loss, alpha, seed)."""
 
-from harness.commands._common import add_point_arguments, run_config
+from harness.commands._common import (
+    RUN_FIELDS,
+    add_alpha_argument,
+    add_option,
+    add_point_arguments,
+    add_seed_argument,
+    run_config,
+)
 
 HELP = "finetune, generate and score one point (one loss, one seed)"
 DESCRIPTION = """\
@@ -16,9 +23,9 @@ example:
 
 def add_arguments(parser):
     add_point_arguments(parser)
-    parser.add_argument("--loss", default="ce", help="loss name (see `pdl-bench losses`; default ce)")
-    parser.add_argument("--alpha", type=float, help="PDL exponent (shortcut for --loss-option alpha=...)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (data order, dropout, sampling; default 0)")
+    add_option(parser, "--loss", field=RUN_FIELDS["loss"], metavar="NAME")
+    add_alpha_argument(parser)
+    add_seed_argument(parser)
 
 
 def run(args) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 HELP = "Score a JSONL of predictions/references (metrics with bootstrap 95% CIs), or compare two with --against."
@@ -116,34 +115,11 @@ def _context(args: argparse.Namespace):
     return MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
 
 
-def _fmt(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:.0f}"
-    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
-
-
-def _fmt_p(value: float | None) -> str:
-    from harness.stats import format_p_value
-
-    return "-" if value is None or math.isnan(value) else format_p_value(value)
-
-
-def _direction(higher_is_better: bool | None) -> str:
-    return {True: "higher", False: "lower", None: "-"}[higher_is_better]
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in [header] + rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
+    from harness.comparison import from_paired
     from harness.metrics import compare, score
+    from harness.render.cells import pair_grid, value_grid
+    from harness.render.terminal import text_table
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     context = _context(args)
@@ -154,20 +130,17 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
             return 0
-        rows = [[r.name, _fmt(r.value), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", _direction(r.higher_is_better), r.level]
-                for r in results.values()]
         n = next(iter(results.values())).n
         print(f"{args.predictions}: {n} examples, {args.n_boot} bootstrap resamples, seed {args.seed}")
-        print(_table(["metric", "value", "95% CI", "better", "level"], rows))
+        print(text_table(value_grid(results.values(), missing="-")))
         return 0
     preds_a, preds_b, refs = align(arm_a, load_pairs(args.against), args.predictions, args.against)
     results = compare(preds_a, preds_b, refs, **settings)
     if args.format == "json":
         print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
         return 0
-    rows = [[r.name, _fmt(r.a), _fmt(r.b), ("+" if r.delta >= 0 else "") + _fmt(r.delta), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
-             _fmt_p(r.p_value), _direction(r.higher_is_better)] for r in results.values()]
+    rows = [from_paired(r.to_dict(), ("A", "B")) for r in results.values()]
     print(f"A = {args.predictions}\nB = {args.against}\n{len(refs)} paired examples, "
           f"{args.n_boot} paired bootstrap resamples, seed {args.seed}; delta = B - A")
-    print(_table(["metric", "A", "B", "delta", "95% CI", "p", "better"], rows))
+    print(text_table(pair_grid(rows, headers=("A", "B"), better_column=True, missing="-")))
     return 0

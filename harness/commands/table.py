@@ -28,7 +28,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from harness.report.collect import collect
     from harness.report.options import table_settings
-    from harness.report.tables import build_tables, render_markdown, write_tables
+    from harness.report.table_render import render_markdown, write_tables
+    from harness.report.tables import build_tables
 
     settings = table_settings(args)
     collection = collect(args.results_dir)

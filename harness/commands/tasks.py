@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HELP = "list the task definitions (name, kind, data source, default model, split sizes)"
-DESCRIPTION = """List every task in tasks/ (or --tasks-dir): its kind, where the data comes from
+DESCRIPTION = """List every task shipped with pdl-bench (or in --tasks-dir): its kind, where the data comes from
 (hub id, local files, or a corpus embedded in an installed package), the model a run uses unless
 --model is given (the task's `model`), the suggested offline model for running a hub task's data
 from --data-dir on a machine without the hub, and the split sizes recorded in the YAML (train/validation/test,
@@ -18,7 +18,8 @@ Example:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--tasks-dir", type=Path, default=None, help="folder of task YAMLs (default: tasks/ or $PDL_BENCH_TASKS_DIR)")
+    parser.add_argument("--tasks-dir", type=Path, default=None, help="folder of task YAMLs (default: $PDL_BENCH_TASKS_DIR if set, else the tasks "
+                             "shipped with pdl-bench: the repository's tasks/ in a checkout)")
 
 
 def describe_source(task) -> str:
@@ -37,10 +38,11 @@ def _sizes(values: dict | None, keys=("train", "validation", "test")) -> str:
 
 
 def run(args) -> int:
+    from harness.data.sources import check_source
     from harness.task import list_tasks
 
     rows = [("task", "kind", "source", "model", "offline model", "sizes", "limits")]
-    for task in list_tasks(args.tasks_dir):
+    for task in map(check_source, list_tasks(args.tasks_dir)):  # an unknown builder or option fails here
         rows.append((task.name, task.kind, describe_source(task), task.model, task.offline_model or "-",
                      _sizes(task.expected_sizes), _sizes(task.limits.model_dump())))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -24,11 +24,12 @@ def add_arguments(parser) -> None:
 def check_file(path: Path, *, name_must_match: bool) -> str | None:
     """None if the file is a valid task, else the error message. Files in a tasks folder must be
     named <task name>.yaml, since that is how `--task NAME` finds them."""
+    from harness.data.sources import check_source
     from harness.errors import HarnessError
     from harness.task import load_task_file
 
     try:
-        task = load_task_file(path)
+        task = check_source(load_task_file(path), str(path))  # the builder and its options too
     except HarnessError as err:
         return str(err)
     if name_must_match and task.name != path.stem:

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import HarnessError
 from harness.registry import Registry
@@ -73,6 +73,19 @@ def build_embedded(builder_name: str, options: dict):
 
 
 BUILTIN_MODULES = ("bible", "chitchat", "aclsum")
+
+
+def check_options(builder_name: str, options: dict, origin: str) -> dict:
+    """The builder's options validated and filled in with its defaults (what `build` receives).
+    An unknown builder (with a did-you-mean) or a bad option is a HarnessError about task `origin`."""
+    from harness.task import format_validation_error
+
+    builder = get_builder(builder_name)
+    try:
+        return builder.Options.model_validate(options).model_dump()
+    except ValidationError as err:
+        raise HarnessError(format_validation_error(err, origin, ("source", "options")),
+                           "fix the keys named above (docs/tasks.md lists them)") from None
 
 
 def get_builder(name: str) -> Builder:

@@ -45,11 +45,24 @@ def load_raw(task: TaskConfig, data_dir: str | os.PathLike | None, splits: tuple
         if data_dir is not None:
             raise HarnessError(f"task {task.name!r} is built from an installed package and reads no --data-dir",
                                "drop --data-dir, or use a task with a hub or local source")
-        corpus = load_embedded(src.builder, src.options)
+        corpus = load_embedded(src.builder, check_source(task).source.options)
         return {split: corpus[split] for split in splits}
     if data_dir is not None or isinstance(src, LocalSource):
         return _load_local(task, data_dir, splits)
     return _load_hub(task, src, splits)
+
+
+def check_source(task: TaskConfig, origin: str | None = None) -> TaskConfig:
+    """`task` with what the task schema cannot check about its source checked: an embedded
+    source's builder must exist and take the options given (returned filled in with the
+    builder's defaults). `origin` names the task in errors (its file; default its name)."""
+    src = task.source
+    if not isinstance(src, EmbeddedSource):
+        return task
+    from harness.data.embedded import check_options
+
+    options = check_options(src.builder, src.options, origin or repr(task.name))
+    return task.model_copy(update={"source": src.model_copy(update={"options": options})})
 
 
 def split_origin(task: TaskConfig, data_dir: str | os.PathLike | None, split: str) -> str:

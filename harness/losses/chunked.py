@@ -6,9 +6,14 @@ Every loss of the form sum_t w(y_t) * nll_t / divisor (ce, pdl, pdl-official, fa
 `loss.target_weights(targets, num_items_in_batch)`; `chunked_token_loss` uses exactly those
 weights and that divisor, and only the logsumexp is computed chunk by chunk. The backward pass
 recomputes each chunk's logits instead of storing them, so peak memory is one chunk of logits.
+
+`HeadInputCapture` and `ChunkedHeadLoss` plug this into a model's ordinary forward pass: a pre-hook
+on the LM head keeps its input and hands the head an empty slice, and the loss is computed here.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -109,3 +114,36 @@ def chunked_token_loss(loss, hidden: torch.Tensor, head_weight: torch.Tensor, la
     keep = labels.ne(IGNORE_INDEX)
     total = weighted_nll_sum(hidden[keep], head_weight, labels[keep], weights[keep], chunk)
     return total / divisor
+
+
+class HeadInputCapture:
+    """While active, the LM head's forward keeps its input (the final hidden states) and returns
+    logits for zero positions; `ChunkedHeadLoss` computes the loss from the kept input."""
+
+    def __init__(self, head: torch.nn.Module):
+        self.head = head
+        self.hidden: torch.Tensor | None = None
+
+    def _keep(self, module, args):
+        self.hidden = args[0]
+        return (args[0][..., :0, :],)
+
+    @contextlib.contextmanager
+    def active(self):
+        handle = self.head.register_forward_pre_hook(self._keep)
+        try:
+            yield self
+        finally:
+            handle.remove()
+            self.hidden = None
+
+
+class ChunkedHeadLoss:
+    """A token loss evaluated by `chunked_token_loss` from the captured head input."""
+
+    def __init__(self, loss, capture: HeadInputCapture):
+        self.loss, self.capture = loss, capture
+
+    def __call__(self, outputs, labels, num_items_in_batch=None):
+        hidden, self.capture.hidden = self.capture.hidden, None
+        return chunked_token_loss(self.loss, hidden, self.capture.head.weight, labels, num_items_in_batch)

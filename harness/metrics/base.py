@@ -90,13 +90,6 @@ class Metric:
             return weights @ stats / weights.sum(axis=1)
         return self.evaluate(stats, weights)
 
-    def per_example(self, predictions: list[str], references: list[str],
-                    context: MetricContext | None = None) -> np.ndarray:
-        """One value per example (example-level metrics only)."""
-        if self.level != "example":
-            raise HarnessError(f"{self.name} is a corpus-level metric", "use corpus_value() or score()")
-        return np.asarray(self.compute(Batch(predictions, references, context, wanted=frozenset([self.name]))))
-
     def corpus_value(self, predictions: list[str], references: list[str],
                      context: MetricContext | None = None) -> float:
         """The metric over the whole set, without intervals."""

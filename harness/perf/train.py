@@ -17,10 +17,9 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from harness.losses.chunked import chunked_token_loss
+from harness.losses.chunked import HeadInputCapture, chunked_token_loss
 from harness.perf.measure import peak_memory, synchronize, timed, train_flops_per_token
 from harness.runner.packing import PackedCollator
-from harness.runner.trainer import HeadInputCapture
 
 
 def padded_batch(features: list[dict]) -> dict[str, torch.Tensor]:

@@ -3,7 +3,7 @@
 Layout (written by harness/runner): results/<task>/<model_slug>/<point>/ with config.json,
 metrics.json (written last: a point without it is incomplete), generations.jsonl, train_log.jsonl,
 provenance.json and train_counts.npy. Archived (`*.replaced-*`), staging (`*.forced-run`) and hidden
-folders (`.locks/`) are skipped (harness.runner.store.is_point_folder_name decides).
+folders (`.locks/`) are skipped (harness.store.is_point_folder_name decides).
 
 Points are grouped by task, model and the rest of the config minus loss, loss options and seed: only
 points in one group differ in nothing but the loss (and seed), so only they may share a table row set.
@@ -11,7 +11,6 @@ points in one group differ in nothing but the loss (and seed), so only they may 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,17 +20,16 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.io import read_json, read_jsonl, read_npy
-from harness.runner.store import (
-    CONFIG_FILE, GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointLock,
-    PointStore, is_point_folder_name,
+from harness.io import read_jsonl, read_npy
+from harness.results import (
+    CONFIG_FILE, GENERATIONS_FILE, METRICS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, arm_labels,
+    read_config, read_metrics, read_provenance,
 )
+from harness.store import PointLock, PointStore, is_point_folder_name
 
 # Top-level folders of results/ that hold reports, not tasks.
 OUTPUT_FOLDERS = frozenset({"tables", "figures", "perf"})
 BASELINE_LOSS = "ce"
-# Config keys that tell points of one group apart; everything else must match.
-ARM_KEYS = ("loss", "loss_options", "seed")
 
 
 @dataclass
@@ -74,8 +72,7 @@ class Point:
 
     @cached_property
     def provenance(self) -> dict[str, Any]:
-        path = self.path / PROVENANCE_FILE
-        return read_json(path) if path.is_file() else {}
+        return read_provenance(self.path).model_dump(mode="json")
 
     def metric(self, name: str) -> dict[str, Any] | None:
         return self.metrics.get("metrics", {}).get(name)
@@ -165,33 +162,6 @@ class Collection:
     missing: list[Missing]  # every incomplete point, also listed in its group when it has a config
 
 
-def arm_labels(arms: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Short unique labels: `ce`, `pdl(alpha=0.5)`, plus any option that tells two such arms apart."""
-    base = {}
-    for loss, options in arms:
-        opts = json.loads(options)
-        base[(loss, options)] = f"{loss}(alpha={float(opts['alpha']):g})" if "alpha" in opts else loss
-    labels = {}
-    for arm, label in base.items():
-        twins = [json.loads(o) for (l, o), lab in base.items() if lab == label]
-        if len(twins) > 1:
-            opts = json.loads(arm[1])
-            differing = sorted(k for k in opts if k != "alpha" and any(t.get(k) != opts[k] for t in twins))
-            extra = ", ".join(f"{k}={opts[k]}" for k in differing)
-            label = label[:-1] + f", {extra})" if label.endswith(")") else f"{label}({extra})"
-        labels[arm] = label
-    return labels
-
-
-def shared_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in ARM_KEYS}
-
-
-def config_key(config: dict[str, Any]) -> str:
-    canonical = json.dumps(shared_config(config), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
-
-
 def _point_folders(root: Path):
     """(task folder, model folder, point folder) for every candidate point, in sorted order."""
     for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and is_point_folder_name(p.name)
@@ -201,59 +171,23 @@ def _point_folders(root: Path):
                 yield point_dir
 
 
-def _read_point(path: Path) -> tuple[dict | None, Point | Missing]:
-    """The point's config (None when unreadable) and the Point, or the reason it is missing."""
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file():
+def _read_point(path: Path) -> tuple[PointConfig | None, Point | Missing]:
+    """The point's config (None when unreadable) and the Point, or the reason it is missing. Both
+    files are read through the result schema (harness/results.py), so a hand-edited or foreign file
+    makes its point unreadable here instead of crashing a table or figure later."""
+    if not (path / CONFIG_FILE).is_file():
         return None, Missing(path, "no config.json (not a finished point folder)")
     try:
-        config = read_json(config_path)
-        config["task"]["name"], config["model"], config["loss"], config["seed"]
-    except (HarnessError, KeyError, TypeError) as err:
-        return None, Missing(path, f"unreadable config.json ({err})")
+        config = read_config(path)
+    except HarnessError as err:
+        return None, Missing(path, f"unreadable config.json ({err.message})")
     if not (path / METRICS_FILE).is_file():
         return config, Missing(path, unfinished_state(path))
     try:
-        metrics = read_json(path / METRICS_FILE)
+        metrics = read_metrics(path)
     except HarnessError as err:
-        return config, Missing(path, f"unreadable metrics.json ({err})")
-    problem = metrics_problem(metrics)
-    if problem:
-        return config, Missing(path, problem)
-    return config, Point(path, config, metrics)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _optional(check):
-    return lambda value: value is None or check(value)
-
-
-def metrics_problem(metrics: Any) -> str | None:
-    """What in a metrics.json the tables and figures cannot use, or None. Checked once, here, so a
-    hand-edited or foreign file makes its point unreadable instead of crashing a table or figure."""
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("metrics"), dict):
-        return "metrics.json has no 'metrics' mapping"
-    checks = [("validation_ce", metrics.get("validation_ce"), _optional(_number), "a number")]
-    for name, record in metrics["metrics"].items():
-        if not isinstance(record, dict):
-            return f"metrics.json: metric {name!r} is a {type(record).__name__}, not a mapping"
-        checks += [(f"{name}.value", record.get("value"), _optional(_number), "a number"),
-                   (f"{name}.n", record.get("n"), _optional(_number), "a number"),
-                   (f"{name}.higher_is_better", record.get("higher_is_better"),
-                    _optional(lambda v: isinstance(v, bool)), "true, false or null")]
-    profile = metrics.get("rare_token_profile") or {}
-    buckets = (profile.get("buckets") or []) if isinstance(profile, dict) else None
-    if not isinstance(buckets, list) or not all(isinstance(b, dict) for b in buckets):
-        return "metrics.json: rare_token_profile has no list of buckets (mappings)"
-    checks += [(f"rare_token_profile bucket {i} {key}", b.get(key), _number, "a number")
-               for i, b in enumerate(buckets) for key in ("prediction_share", "reference_share")]
-    for where, value, ok, expected in checks:
-        if not ok(value):
-            return f"metrics.json: {where} is {value!r}, not {expected}"
-    return None
+        return config, Missing(path, f"unreadable metrics.json ({err.message})")
+    return config, Point(path, config.model_dump(mode="json"), metrics.model_dump(mode="json"))
 
 
 def unfinished_state(path: Path) -> str:
@@ -282,10 +216,10 @@ def collect(results_dir: Path) -> Collection:
             missing.append(item)
         if config is None:
             continue
-        key = (config["task"]["name"], config["model"], config_key(config))
+        key = (config.task_name, config.model, config.group_key())
         if key not in groups:
             groups[key] = Group(task=key[0], model=key[1], model_slug=path.parent.name, key=key[2],
-                                config=shared_config(config))
+                                config=config.shared())
         if isinstance(item, Missing):
             groups[key].missing.append(item)
         else:

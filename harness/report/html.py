@@ -16,11 +16,14 @@ import numpy as np
 import pandas as pd
 
 from harness.io import write_text_atomic
+from harness.numbers import format_value
+from harness.render.cells import arm_grid
+from harness.render.html import html_table
 from harness.report.collect import Collection, Group, Missing
+from harness.report.deltas import TokenizerLoader
 from harness.report.plots import group_figures
-from harness.report.tables import (
-    HEADERS, GroupTable, TableSettings, TokenizerLoader, build_tables, caption, display_rows, fmt, footnote_text,
-)
+from harness.report.table_render import LEGEND, caption, footnote_text
+from harness.report.tables import GroupTable, TableSettings, build_tables
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -56,28 +59,15 @@ def figure_png_base64(fig) -> str:
 
 
 def table_html(table: GroupTable) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in HEADERS)
-    body = []
-    for cells in display_rows(table):
-        value = escape(cells["value"])
-        if cells["best"]:
-            value = f"<strong>{value}</strong>"
-        row_class = ' class="block-start"' if cells["first_of_metric"] else ""
-        tds = [f"<td>{escape(cells['metric']) if cells['first_of_metric'] else ''}</td>",
-               f"<td>{escape(cells['arm'])}</td>", f'<td class="num">{value}</td>',
-               f'<td class="num">{escape(cells["delta"])}</td>', f'<td class="num">{escape(cells["p"])}</td>',
-               f'<td class="num">{escape(cells["seeds"])}</td>', f'<td class="num">{escape(cells["n"])}</td>']
-        body.append(f"<tr{row_class}>{''.join(tds)}</tr>")
-    note = escape("↑/↓: higher/lower is better; bold: best mean per metric. " + footnote_text(table))
-    return (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            f'<p class="note">{note}</p>')
+    note = escape(LEGEND + footnote_text(table))
+    return f'{html_table(arm_grid(table.rows))}<p class="note">{note}</p>'
 
 
 def frame_html(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for row in frame.itertuples(index=False):
-        cells = [f'<td class="num">{escape(fmt(v))}</td>' if isinstance(v, (float, np.floating))
+        cells = [f'<td class="num">{escape(format_value(v))}</td>' if isinstance(v, (float, np.floating))
                  else f"<td>{escape(str(v))}</td>" for v in row]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.results import DEFAULT_RESULTS_DIR
 
 
 def add_results_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=Path("results"),
-                        help="the results tree to read (default: results/)")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR,
+                        help=f"the results tree to read (default: {DEFAULT_RESULTS_DIR}/)")
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from harness.io import write_error
 from harness.report.collect import BASELINE_LOSS, Collection, Group, complete_groups, group_stems
-from harness.report.tables import ARROWS, TableSettings, build_group_table, direction_of
+from harness.render.cells import ARROWS
+from harness.report.tables import TableSettings, build_group_table, direction_of
 
 DIVERSITY_METRICS = ["distinct-1", "distinct-2", "ngram-entropy-1", "ngram-entropy-2", "ngram-entropy-4"]
 QUALITY_METRICS = ["rouge1", "rouge2", "rougeL"]

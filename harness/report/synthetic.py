@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.io import write_json_atomic, write_jsonl_atomic, write_npy_atomic
-from harness.runner.config import config_hash, point_dir, point_name
+from harness.io import write_jsonl_atomic, write_npy_atomic
+from harness.results import (
+    GENERATIONS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, point_path,
+    write_record,
+)
 
 WORDS = ("the a of and to in is was he she it they king lord people city river house land day night said came "
          "went gave took saw heard spoke answered built crossed mountain valley silver bread wine shepherd "
@@ -57,27 +60,24 @@ def write_point(root: Path, task: dict[str, Any], model: str, loss: str, options
                 train_counts: np.ndarray | None = None, profile: dict | None = None,
                 global_steps: int | None = None, n_train: int | None = None) -> Path:
     """One point folder; metric_values=None leaves it incomplete (no metrics.json), like a crashed run."""
-    config = {"format": 1, "task": task, "model": model, "loss": loss, "loss_options": options, "seed": seed,
-              "data_dir": None, "fast": "auto", "compile": "auto"}
     from harness.models import model_slug
 
-    path = point_dir(Path(root), task["name"], model_slug(model),
-                     point_name(loss, options, seed, config_hash(config)))
-    write_json_atomic(path / "config.json", config)
-    write_jsonl_atomic(path / "generations.jsonl", generations)
-    write_jsonl_atomic(path / "train_log.jsonl", train_log or [])
+    config = PointConfig(task=task, model=model, loss=loss, loss_options=options, seed=seed)
+    path = point_path(Path(root), config, model_slug(model))
+    write_record(path, config)
+    write_jsonl_atomic(path / GENERATIONS_FILE, generations)
+    write_jsonl_atomic(path / TRAIN_LOG_FILE, train_log or [])
     if train_counts is not None:
-        write_npy_atomic(path / "train_counts.npy", np.asarray(train_counts, dtype=np.int64))
-    write_json_atomic(path / "provenance.json", {
-        "seed": seed, "init_hash": "demo", "data_order_hash": f"order{seed}", "global_steps": global_steps,
-        "n_examples": {"train": n_train, "test": len(generations)}, "world_size": 1, "precision": "fp32",
-    })
+        write_npy_atomic(path / TRAIN_COUNTS_FILE, np.asarray(train_counts, dtype=np.int64))
+    write_record(path, Provenance(seed=seed, init_hash="demo", data_order_hash=f"order{seed}",
+                                  global_steps=global_steps, n_examples={"train": n_train, "test": len(generations)},
+                                  world_size=1, precision="fp32"))
     if metric_values is not None:
         n = len(generations)
-        write_json_atomic(path / "metrics.json", {
+        write_record(path, PointMetrics.model_validate({
             "metrics": {k: metric_record(k, v, n) for k, v in metric_values.items()},
             "rare_token_profile": profile or {}, "n_test": n, "validation_ce": validation_ce,
-        })
+        }))
     return path
 
 

@@ -10,44 +10,34 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.comparison import Comparison, from_paired
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl, read_npy, write_json_atomic, write_text_atomic
+from harness.numbers import format_value
+from harness.render.cells import pair_grid
+from harness.render.markdown import markdown_table
 from harness.runner.config import RunConfig
 from harness.runner.point import PointResult, run_point
-from harness.runner.store import CONFIG_FILE, GENERATIONS_FILE, TRAIN_COUNTS_FILE
-from harness.stats import format_p_value
+from harness.results import (
+    CONFIG_FILE, GENERATIONS_FILE, PAIRED_PROVENANCE, TRAIN_COUNTS_FILE, arm_labels, pairing_problems, read_config,
+    read_provenance,
+)
 
 
-PAIRED_PROVENANCE = ("init_hash", "data_order_hash", "seed", "precision", "training_path", "world_size")
-
-
-def check_paired(a: PointResult, b: PointResult, config_a: dict, config_b: dict) -> dict[str, Any]:
-    """The two arms must differ only in the loss: the same resolved config otherwise (task,
-    prompts, budget, model, data), and the same initial weights, data order, seed, precision,
-    training path and number of processes as recorded when they ran."""
-    from harness.report.collect import shared_config  # the tables group arms by the same rule
-
-    shared_a, shared_b = shared_config(config_a), shared_config(config_b)
-    differing = sorted(k for k in set(shared_a) | set(shared_b) if shared_a.get(k) != shared_b.get(k))
-    if differing:
-        raise HarnessError(f"arms are not paired: their configs differ in {', '.join(differing)} "
-                           f"({a.path} vs {b.path})", "run both arms with the same task, model, data and seed")
-    checks = {}
-    for key in PAIRED_PROVENANCE:
-        left, right = a.provenance.get(key), b.provenance.get(key)
-        if left != right:
-            raise HarnessError(
-                f"arms are not paired: {key} differs ({left} vs {right}) between {a.path} and {b.path}",
-                "both arms must use the same model, seed, task config, data and hardware setup",
-            )
-        checks[key] = left
-    return checks
+def check_paired(a: PointResult, b: PointResult) -> dict[str, Any]:
+    """Refuse arms that the one pairing rule (harness.results.pairing_problems, also the tables')
+    says may not be compared; return the recorded facts they share, for the comparison's record."""
+    config_a, config_b = read_config(a.path), read_config(b.path)
+    prov_a, prov_b = read_provenance(a.path), read_provenance(b.path)
+    problems = pairing_problems(config_a, prov_a, config_b, prov_b)
+    if problems:
+        raise HarnessError(f"arms are not paired: {'; '.join(problems)} ({a.path} vs {b.path})",
+                           "run both arms with the same task, model, data, seed and hardware setup")
+    return {key: getattr(prov_a, key) for key in PAIRED_PROVENANCE}
 
 
 def two_arm_labels(config_a: dict, config_b: dict) -> tuple[str, str]:
     """The same short labels the tables use (`ce`, `pdl(alpha=1)`, plus what tells twins apart)."""
-    from harness.report.collect import arm_labels
-
     arms = [(c["loss"], json.dumps(c["loss_options"], sort_keys=True)) for c in (config_a, config_b)]
     labels = arm_labels(arms)
     return labels[arms[0]], labels[arms[1]]
@@ -76,7 +66,7 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
         "model": config_a["model"],
         "a": {"label": label_a, "path": str(a.path)},
         "b": {"label": label_b, "path": str(b.path)},
-        "paired_checks": check_paired(a, b, config_a, config_b),
+        "paired_checks": check_paired(a, b),
         "n_boot": n_boot,
         "bootstrap_seed": seed,
         "validation_ce": {"a": a.metrics.get("validation_ce"), "b": b.metrics.get("validation_ce")},
@@ -84,29 +74,28 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
     }
 
 
+def comparison_rows(comparison: dict[str, Any]) -> list[Comparison]:
+    """The stored comparison (compare_points) as one row per metric: arm B against arm A."""
+    labels = (comparison["a"]["label"], comparison["b"]["label"])
+    seeds = (comparison["paired_checks"]["seed"],) if "seed" in comparison["paired_checks"] else ()
+    return [from_paired(record, labels, seeds) for record in comparison["metrics"].values()]
+
+
 def format_comparison(comparison: dict[str, Any]) -> str:
     """Markdown table: metric, A, B, delta (B - A), 95% CI of the delta, p."""
     a, b = comparison["a"]["label"], comparison["b"]["label"]
-    lines = [
-        f"## {comparison['task']} / {comparison['model']}: {b} vs {a}",
-        "",
-        f"| metric | {a} | {b} | delta | 95% CI | p |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, m in comparison["metrics"].items():
-        arrow = {True: " ↑", False: " ↓"}.get(m["higher_is_better"], "")
-        lines.append(
-            f"| {name}{arrow} | {m['a']:.4g} | {m['b']:.4g} | {m['delta']:+.4g} | "
-            f"[{m['ci_low']:+.4g}, {m['ci_high']:+.4g}] | {format_p_value(m['p_value'])} |"
-        )
+    rows = comparison_rows(comparison)
+    lines = [f"## {comparison['task']} / {comparison['model']}: {b} vs {a}", "",
+             markdown_table(pair_grid(rows, headers=(a, b)))]
     reference_share = comparison["metrics"].get("rare-token-share", {}).get("details", {}).get("reference_share")
     if reference_share is not None:
-        lines += ["", f"rare-token-share of the references: {reference_share:.4g} "
+        lines += ["", f"rare-token-share of the references: {format_value(reference_share)} "
                   "(closer is better: the share of tokens from the rarest training-frequency bucket)"]
     ce = comparison["validation_ce"]
     if ce["a"] is not None and ce["b"] is not None:
-        lines += ["", f"validation CE (plain token cross-entropy, both arms): {a} {ce['a']:.4f}, {b} {ce['b']:.4f}"]
-    n = next(iter(comparison["metrics"].values()), {}).get("n", 0)
+        lines += ["", f"validation CE (plain token cross-entropy, both arms): "
+                  f"{a} {format_value(ce['a'], 5)}, {b} {format_value(ce['b'], 5)}"]
+    n = rows[0].n if rows else 0
     lines += ["", f"paired bootstrap over {n} test examples, {comparison['n_boot']} resamples, "
               f"seed {comparison['bootstrap_seed']}; same init {comparison['paired_checks']['init_hash']}, "
               f"same data order {comparison['paired_checks']['data_order_hash']}"]

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.io import read_json, write_json_atomic, write_jsonl_atomic, write_npy_atomic
-from harness.runner.config import RunConfig, config_hash, point_dir, point_name
-from harness.runner.store import (
-    GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointLock, PointStore,
+from harness.io import write_jsonl_atomic, write_npy_atomic
+from harness.keyvalue import parse_key_value
+from harness.results import (
+    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, point_path,
+    read_config, read_metrics, read_provenance, write_record,
 )
-
-RESULT_FORMAT = 1
+from harness.runner.config import RunConfig
+from harness.store import PointLock, PointStore, is_point_folder_name
 
 
 @dataclass
@@ -32,7 +33,7 @@ class ResolvedPoint:
     model_ref: str
     model_origin: str  # where model_ref came from, in words (--model, the task's `model`, ...)
     loss_options: dict[str, Any]
-    resolved: dict[str, Any]
+    config: PointConfig  # what config.json records, and what names the folder
     store: PointStore
 
 
@@ -49,7 +50,7 @@ def choose_model(run: RunConfig, task) -> tuple[str, str]:
     (which `--set model=...` changes). One rule, printed by every run and shown by `pdl-bench tasks`."""
     if run.model:
         return run.model, "--model"
-    if any(item.partition("=")[0].strip() == "model" for item in run.overrides):
+    if any(parse_key_value(item, "--set", "model=...")[0] == "model" for item in run.overrides):
         return task.model, "--set model=..."
     return task.model, f"the {task.name} task's `model`"
 
@@ -65,29 +66,40 @@ def check_metric_names(task) -> None:
 def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
     from harness.losses import validate_options
     from harness.models import model_slug
+    from harness.data.sources import check_source
+    from harness.runner.plan import check_requests
     from harness.task import apply_overrides, load_task
 
-    task = apply_overrides(load_task(run.task), run.overrides)
+    task = check_source(apply_overrides(load_task(run.task), run.overrides))  # builder options filled in
     check_metric_names(task)
     model_ref, model_origin = choose_model(run, task)
-    if run.compile == "on" and run.fast == "off":
-        raise HarnessError("compile is part of the fast training path, which --plain turns off",
-                           "drop --compile on, or drop --plain")
+    check_requests(run.fast, run.compile)
     loss_options = validate_options(run.loss, run.loss_options).model_dump(mode="json")
-    resolved = {
-        "format": RESULT_FORMAT,
-        "task": task.model_dump(mode="json"),
-        "model": model_ref,
-        "loss": run.loss,
-        "loss_options": loss_options,
-        "seed": run.seed,
-        "data_dir": run.data_dir,
-        "fast": run.fast,
-        "compile": run.compile,
-    }
-    name = point_name(run.loss, loss_options, run.seed, config_hash(resolved))
-    store = PointStore(point_dir(results_dir, task.name, model_slug(model_ref), name))
-    return ResolvedPoint(run, task, model_ref, model_origin, loss_options, resolved, store)
+    config = PointConfig(task=task.model_dump(mode="json"), model=model_ref, loss=run.loss,
+                         loss_options=loss_options, seed=run.seed, data_dir=run.data_dir, fast=run.fast,
+                         compile=run.compile)
+    path = point_path(results_dir, config, model_slug(model_ref))
+    return ResolvedPoint(run, task, model_ref, model_origin, loss_options, config,
+                         PointStore(path if path.exists() else _earlier_format_folder(path, config)))
+
+
+def _earlier_format_folder(path: Path, config: PointConfig) -> Path:
+    """A point written by an earlier result format (whose folder hash covered other keys) is still
+    found when it holds the same point, so upgrading pdl-bench never silently reruns finished work;
+    otherwise the new folder."""
+    prefix = path.name[: -len(config.digest())]
+    if not path.parent.is_dir():
+        return path
+    for candidate in sorted(path.parent.glob(prefix + "*")):
+        if len(candidate.name) != len(path.name) or not is_point_folder_name(candidate.name):
+            continue
+        try:
+            earlier = read_config(candidate)
+        except HarnessError:
+            continue
+        if earlier.format < FORMAT_VERSION and earlier.identity() == config.identity():
+            return candidate
+    return path
 
 
 def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progress: bool = True) -> PointResult:
@@ -102,28 +114,27 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
     point = resolve(run, results_dir)
     store = point.store
     state = process_state()
-    if store.is_complete() and not force:
-        store.claim(point.resolved)  # refuses a folder that holds another config
+    if store.is_complete() and not force and state.num_processes == 1:
+        store.claim(point.config)  # refuses a folder that holds another config
         return _load_result(store, skipped=True)
     lock, decision, failure = None, "run", None
-    if state.is_main_process:
+    if state.is_main_process:  # decides alone; every rank then follows (ranks may see different disks)
         try:
             lock = PointLock(store).acquire()
+            store.finish_interrupted_swap()
             if store.is_complete() and not force:
-                decision = "done"  # another process finished it while we waited
+                store.claim(point.config)
+                decision = "done"  # finished already, or by another process while we started
             elif force and store.path.exists():
                 decision = "staged"
-                shutil.rmtree(store.staging().path, ignore_errors=True)  # an unfinished rerun restarts
-                store.staging().claim(point.resolved)
+                store.staging().claim(point.config)  # an interrupted forced rerun of this point resumes
             else:
-                store.claim(point.resolved)
-        except HarnessError as err:
+                store.claim(point.config)
+        except Exception as err:  # noqa: BLE001 - whatever failed, every rank must hear the decision
             decision, failure = "failed", err
     decision = rank_zero_decision(state, decision)  # every rank follows the main process
     if decision == "failed":
-        if lock is not None and not store.path.exists():
-            lock.discard()  # nothing was created: leave no lock file behind either
-        elif lock is not None:
+        if lock is not None:
             lock.release()
         raise failure or HarnessError("the main process could not start this point; see its error",
                                       "fix what rank 0 reported and rerun")
@@ -141,9 +152,8 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
             result = replace(result, path=store.path)
         return result
     except BaseException:
-        if state.is_main_process and work.store.discard_if_unstarted():  # a bad input leaves no
-            if lock is not None and not store.path.exists():              # empty point folder behind
-                lock.discard()
+        if state.is_main_process:
+            work.store.discard_if_unstarted()  # a bad input leaves no empty point folder behind
         raise
     finally:
         if lock is not None:
@@ -162,8 +172,8 @@ def rank_zero_decision(state, decision: str) -> str:
 
 
 def _load_result(store: PointStore, skipped: bool) -> PointResult:
-    return PointResult(store.path, read_json(store.file(METRICS_FILE)),
-                       read_json(store.file(PROVENANCE_FILE)), skipped)
+    return PointResult(store.path, read_metrics(store.path).model_dump(mode="json"),
+                       read_provenance(store.path).model_dump(mode="json"), skipped)
 
 
 def state_dict_hash(model) -> str:
@@ -196,7 +206,6 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from harness.data import load_splits, tokenize_for_generation
     from harness.models import load_model
     from harness.provenance import provenance
-    from harness.runner.dist import fast_generation_enabled
     from harness.runner.evaluation import validation_ce
     from harness.runner.generation import generate
     from harness.runner.training import prepare_training
@@ -230,12 +239,11 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
 
     start = time.perf_counter()
     gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
-    fast_generation = fast_generation_enabled(run.fast) and not is_encoder_decoder
     predictions = generate(
         unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
         is_encoder_decoder=is_encoder_decoder,
         batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
-        fast=fast_generation,
+        fast=setup.plan.static_cache_generation,
     )
     timings["generate_s"] = time.perf_counter() - start
     rows = [
@@ -261,14 +269,17 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "n_examples": {name: len(split) for name, split in splits.items()},
         "global_steps": setup.trainer.state.global_step,
         "world_size": state.num_processes,
-        "precision": "bf16" if setup.trainer.args.bf16 else "fp32",
-        "training_path": setup.path,
-        "generation_path": "fast (static KV cache)" if fast_generation else "plain (dynamic KV cache)",
+        "precision": setup.plan.precision,
+        "training_path": setup.plan.training_path,
+        "generation_path": setup.plan.generation_path,
+        "plan": setup.plan.record(),
         "timings": timings,
         "torch_threads": torch.get_num_threads(),
     }
-    write_json_atomic(store.file(PROVENANCE_FILE), prov)
-    write_json_atomic(store.file(METRICS_FILE), metrics)  # last: marks the point complete
+    prov = Provenance.model_validate(prov).model_dump(mode="json")
+    metrics = PointMetrics.model_validate(metrics).model_dump(mode="json")
+    write_record(store.path, Provenance.model_validate(prov))
+    write_record(store.path, PointMetrics.model_validate(metrics))  # last: marks the point complete
     if not task.training.keep_checkpoints:
         shutil.rmtree(store.checkpoints, ignore_errors=True)
     return PointResult(store.path, metrics, prov, skipped=False)

@@ -38,9 +38,13 @@ def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progre
               worker: int = 0, num_workers: int = 1) -> list[dict[str, Any]]:
     """Run this worker's share of the points in order. Any failure of a point (a bad input, an
     out-of-memory error, a corrupt file) is recorded and the sweep goes on with the next point;
-    only an interrupt (Ctrl-C, SIGTERM) stops it. Ends with a summary of every point."""
+    only an interrupt (Ctrl-C, SIGTERM) stops it. Ends with a summary of every point. Under
+    torchrun, an error that is not the harness's own may have hit one rank only, so it ends the job
+    (torchrun stops every rank) rather than leave the other ranks waiting in a collective."""
+    from harness.runner.dist import process_state
     from harness.runner.point import run_point
 
+    distributed = process_state().num_processes > 1
     summary = []
     for index, run in enumerate(points):
         if index % num_workers != worker:
@@ -51,8 +55,11 @@ def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progre
             state = "skipped (complete)" if result.skipped else "done"
             summary.append({"point": label, "state": state, "path": str(result.path)})
         except Exception as err:  # noqa: BLE001 - one point's failure must not end the sweep
+            if distributed and not isinstance(err, HarnessError):
+                raise  # may have hit one rank only: going on would leave the others in a collective
             summary.append({"point": label, "state": f"failed: {first_line(err)}", "path": ""})
-            _free_accelerator_memory()
+        if summary and summary[-1]["state"].startswith("failed"):
+            _free_accelerator_memory()  # outside the except block: its traceback held the point's model
         print(f"[{len(summary)}] {label}: {summary[-1]['state']}", flush=True)
     print_summary(summary)
     return summary
@@ -92,11 +99,19 @@ def _free_accelerator_memory() -> None:
 
 
 def launch_per_gpu(argv: list[str], gpus: list[str]) -> int:
-    """One child process per GPU, each pinned with CUDA_VISIBLE_DEVICES and given a disjoint share."""
+    """One child process per GPU, each pinned with CUDA_VISIBLE_DEVICES and given a disjoint share.
+    Stopping the parent (Ctrl-C, SIGTERM) stops the children too, so none keeps running a point."""
     children = []
-    for worker, gpu in enumerate(gpus):
-        cmd = [sys.executable, "-m", "harness", *argv, "--worker", str(worker), "--num-workers", str(len(gpus))]
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
-        children.append(subprocess.Popen(cmd, env=env))
-    codes = [child.wait() for child in children]
+    try:
+        for worker, gpu in enumerate(gpus):
+            cmd = [sys.executable, "-m", "harness", *argv, "--worker", str(worker), "--num-workers", str(len(gpus))]
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+            children.append(subprocess.Popen(cmd, env=env))
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait()
+        raise
     return max(codes) if codes else 0

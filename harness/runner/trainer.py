@@ -26,47 +26,13 @@ import torch
 from transformers import Trainer
 
 from harness.errors import HarnessError
+from harness.losses.chunked import ChunkedHeadLoss, HeadInputCapture
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
 class NonFiniteLoss(HarnessError):
     """Training produced NaN/inf."""
-
-
-class HeadInputCapture:
-    """While active, the LM head's forward keeps its input (the final hidden states) and returns
-    logits for zero positions; `ChunkedHeadLoss` computes the loss from the kept input."""
-
-    def __init__(self, head: torch.nn.Module):
-        self.head = head
-        self.hidden: torch.Tensor | None = None
-
-    def _keep(self, module, args):
-        self.hidden = args[0]
-        return (args[0][..., :0, :],)
-
-    @contextlib.contextmanager
-    def active(self):
-        handle = self.head.register_forward_pre_hook(self._keep)
-        try:
-            yield self
-        finally:
-            handle.remove()
-            self.hidden = None
-
-
-class ChunkedHeadLoss:
-    """A token loss evaluated by harness.losses.chunked from the captured head input."""
-
-    def __init__(self, loss, capture: HeadInputCapture):
-        self.loss, self.capture = loss, capture
-
-    def __call__(self, outputs, labels, num_items_in_batch=None):
-        from harness.losses.chunked import chunked_token_loss
-
-        hidden, self.capture.hidden = self.capture.hidden, None
-        return chunked_token_loss(self.loss, hidden, self.capture.head.weight, labels, num_items_in_batch)
 
 
 class PairedTrainer(Trainer):
@@ -108,7 +74,10 @@ class PairedTrainer(Trainer):
             num_items_in_batch = None
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = result[0] if return_outputs else result
-        if not torch.isfinite(loss.detach()).all():
+        # One process: stop at once. Under DDP a rank's own loss may be the only NaN one; raising on
+        # that rank alone would leave the others in the gradient all-reduce, so there the global
+        # gradient-norm check below (NaN loss -> NaN gradients on every rank) stops every rank.
+        if self.args.world_size == 1 and not torch.isfinite(loss.detach()).all():
             self._stop_non_finite(f"training loss became {loss.item()}")
         return result
 
@@ -126,8 +95,9 @@ class PairedTrainer(Trainer):
         raise NonFiniteLoss(
             f"{what} at step {self.state.global_step + 1}; stopped before the update was applied. "
             f"Last good checkpoint: {last or 'none saved yet'}",
-            "lower the learning rate or alpha, clip the PDL weights (max_weight), or use fp32; "
-            "rerun with --force to restart the point",
+            "lower the learning rate (--set training.learning_rate=...) or alpha, clip the PDL weights "
+            "(--loss-option max_weight=...), or use fp32: each makes a new point; the same command would "
+            "resume from that checkpoint and most likely diverge again",
         )
 
 
@@ -173,12 +143,25 @@ def checkpoint_is_complete(folder: Path, step: int, extra_files: tuple[str, ...]
     except (OSError, ValueError):
         return False
     return (isinstance(state, dict) and state.get("global_step") == step and _weights_complete(folder)
-            and all((folder / name).is_file() for name in extra_files))
+            and all(_readable_npz(folder / name) if name.endswith(".npz") else (folder / name).is_file()
+                    for name in extra_files))
+
+
+def _readable_npz(path: Path) -> bool:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            data.files  # noqa: B018 - reads the archive's directory
+        return True
+    except (OSError, ValueError, EOFError):
+        return False
 
 
 def last_complete_checkpoint(folder: Path, extra_files: tuple[str, ...] = ()) -> Path | None:
     """Newest checkpoint that `checkpoint_is_complete`; a checkpoint cut short by a kill mid-save
-    is skipped and the one before it (still there: rotation runs after a save finishes) is used."""
+    is skipped for the one before it (the Trainer rotates old checkpoints out only after writing
+    trainer_state.json; a stateful loss keeps two checkpoints, as its state is written after that)."""
     if not folder.is_dir():
         return None
     found = []

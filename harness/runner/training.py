@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
 
-from harness.errors import HarnessError
+from harness.io import write_npz_atomic
 from harness.runner.packing import PackedCollator
-from harness.runner.dist import compile_enabled, fast_training_enabled, use_cpu
+from harness.runner.dist import use_cpu
+from harness.runner.plan import RunPlan, plan_run
 from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
 
 
@@ -28,7 +28,7 @@ class TrainingSetup:
     train_counts: np.ndarray
     frequency_summary: dict[str, Any]
     has_validation: bool
-    path: str  # which training path ran, recorded in provenance
+    plan: RunPlan  # which path this point takes (packing, chunked loss, compile, generation cache, precision)
 
 
 # transformers >= 5.2x renamed gradient_checkpointing (the old name warns on every run); 5.17 has only it.
@@ -64,8 +64,7 @@ class SaveLossState(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            with open(folder / LOSS_STATE_FILE, "wb") as handle:
-                np.savez(handle, **self.loss.state_dict())
+            write_npz_atomic(folder / LOSS_STATE_FILE, self.loss.state_dict())
 
 
 def cache_root() -> Path:
@@ -79,9 +78,11 @@ def order_hash(ids: list[str]) -> str:
 
 
 def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_validation: bool,
-                       compile_model: bool = False) -> TrainingArguments:
+                       plan: RunPlan | None = None, checkpoints_kept: int = 1) -> TrainingArguments:
+    """The task's budget as TrainingArguments; `plan` (None: fp32, eager) sets precision and compile.
+    A stateful loss keeps 2 checkpoints: the Trainer rotates the older one out before the loss's
+    state is written into the newer, and a kill in between must leave one to resume from."""
     budget = task.training
-    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     evaluate_during = has_validation and bool(budget.eval_steps)
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -106,9 +107,9 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
         eval_steps=budget.eval_steps if evaluate_during else None,
         save_strategy="steps",
         save_steps=budget.save_steps or DEFAULT_SAVE_STEPS,
-        save_total_limit=1,
-        bf16=use_bf16,
-        torch_compile=compile_model,  # compiled once per point; packed rows vary in shape -> dynamic
+        save_total_limit=checkpoints_kept,
+        bf16=plan is not None and plan.precision == "bf16",
+        torch_compile=plan is not None and plan.compile,  # once per point; packed rows vary in shape
         use_cpu=use_cpu(),  # lets torchrun form a gloo group on CPU-only machines
         report_to=[],
         # Data order is fixed by our seeded shuffle; both arms read it in the same sequence.
@@ -126,14 +127,6 @@ def freeze_embeddings(model) -> None:
     head = model.get_output_embeddings()
     if head is not None:
         head.weight.requires_grad_(False)
-
-
-def fast_training(requested: str, model, is_encoder_decoder: bool) -> bool:
-    """Packed rows + chunked loss (RunConfig.fast: unless 'off', see docs/perf.md), for
-    decoder-only models whose LM head is a bias-free linear layer."""
-    head = model.get_output_embeddings()
-    return (fast_training_enabled(requested) and not is_encoder_decoder
-            and isinstance(head, torch.nn.Linear) and head.bias is None)
 
 
 def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: bool, progress: bool) -> TrainingSetup:
@@ -169,20 +162,17 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
 
     if task.training.freeze_embeddings:
         freeze_embeddings(model)
-    fast = fast_training(run.fast, model, is_encoder_decoder)
-    if fast:
+    plan = plan_run(fast=run.fast, compile=run.compile, model=model, is_encoder_decoder=is_encoder_decoder,
+                    loss=loss_fn)
+    if plan.packed_rows:
         collator = PackedCollator(pad_token_id=tokenizer.pad_token_id)
     else:
         collator = DataCollatorForSeq2Seq(
             tokenizer, model=model if is_encoder_decoder else None, label_pad_token_id=-100, padding=True,
         )
-    if run.compile == "on" and not fast:
-        raise HarnessError(
-            "--compile on needs the fast training path, which this model cannot take "
-            "(an encoder-decoder model, or an LM head that is not a bias-free linear layer)",
-            "drop --compile on for this model")
-    compiled = compile_enabled(run.compile, fast)
-    args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation, compiled)
+    stateful = hasattr(loss_fn, "state_dict")
+    args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation, plan,
+                              checkpoints_kept=2 if stateful else 1)
     trainer = PairedTrainer(
         model=model,
         args=args,
@@ -193,9 +183,8 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         compute_loss_func=loss_fn,
         eval_loss_func=eval_fn,
         loss_scaled_for_accumulation=loss_fn.scaled_for_grad_accumulation,
-        chunked_head=model.get_output_embeddings() if fast else None,
+        chunked_head=model.get_output_embeddings() if plan.packed_rows else None,
     )
-    stateful = hasattr(loss_fn, "state_dict")
     if stateful:
         trainer.add_callback(SaveLossState(loss_fn))
     if os.environ.get(KILL_AFTER_SAVE_ENV):
@@ -210,11 +199,5 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         "distinct_tokens": int((loss_frequencies.counts > 0).sum()),
         "target_tokens": int(targets.total),
     }
-    path = "plain (padded batches, full logits)"
-    if fast:
-        from harness.losses.chunked import supports_chunking
-
-        path = ("fast (packed rows, " + ("chunked loss" if supports_chunking(loss_fn) else "full logits")
-                + (", torch.compile)" if compiled else ")"))
     return TrainingSetup(trainer, str(resume) if resume else None, order_hash(list(train["id"])),
-                         targets.counts, summary, has_validation, path)
+                         targets.counts, summary, has_validation, plan)

@@ -7,25 +7,16 @@ the earlier result where the tables find it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.errors import HarnessError
-from harness.io import read_json, write_json_atomic
-
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-GENERATIONS_FILE = "generations.jsonl"
-PROVENANCE_FILE = "provenance.json"
-TRAIN_LOG_FILE = "train_log.jsonl"
-TRAIN_COUNTS_FILE = "train_counts.npy"
-CHECKPOINTS = "checkpoints"
+from harness.io import new_file_mode, read_json, write_json_atomic
+from harness.results import CHECKPOINTS, CONFIG_FILE, METRICS_FILE, PointConfig, read_config, write_record
 # Locks live in one hidden folder of the results tree, outside the point folders, so a point
 # folder can be swapped (forced rerun) or removed (bad input) while its lock stays put.
 LOCKS_FOLDER = ".locks"
@@ -64,12 +55,10 @@ class PointStore:
         """metrics.json is written last, atomically: its presence means the point finished."""
         return (self.path / METRICS_FILE).is_file()
 
-    def claim(self, resolved: dict[str, Any]) -> None:
-        """Create the folder for `resolved`, or check an existing one holds the same config."""
-        config_path = self.path / CONFIG_FILE
-        if config_path.is_file():
-            existing = read_json(config_path)
-            if json.loads(json.dumps(resolved, default=str)) != existing:
+    def claim(self, config: PointConfig) -> None:
+        """Create the folder for `config`, or check that an existing one holds the same point."""
+        if (self.path / CONFIG_FILE).is_file():
+            if read_config(self.path).identity() != config.identity():
                 raise HarnessError(
                     f"{self.path} holds results of a different config (same name and hash prefix)",
                     "move that folder away or pass a different --results-dir; it is never overwritten",
@@ -82,7 +71,7 @@ class PointStore:
                                "pass a writable --results-dir") from err
         if not os.access(self.path, os.W_OK):
             raise HarnessError(f"results folder {self.path} is not writable", "pass a writable --results-dir")
-        write_json_atomic(config_path, resolved)
+        write_record(self.path, config)
 
     def discard_if_unstarted(self) -> bool:
         """Remove the folder when it holds nothing but its config (the run failed before training
@@ -92,6 +81,13 @@ class PointStore:
         shutil.rmtree(self.path)
         _remove_empty_parents(self.path, 2)  # <model>/ and <task>/ if now empty
         return True
+
+    def finish_interrupted_swap(self) -> None:
+        """A finished forced rerun whose swap was cut between its two renames (no point folder, a
+        complete staging folder) is moved into place, so it is neither lost nor rerun."""
+        staging = self.staging()
+        if not self.path.exists() and (staging.path / METRICS_FILE).is_file():
+            staging.path.rename(self.path)
 
     def replace_with(self, finished: "PointStore") -> Path | None:
         """Swap a finished forced rerun (`finished`, a staging folder) into this point's place; the
@@ -130,18 +126,20 @@ class PointLock:
 
         self.path = store.lock_path
         self.point = store.path
-        self._lock = FileLock(str(self.path), timeout=0)
+        self._lock = FileLock(str(self.path), timeout=0, mode=new_file_mode())  # group-shared trees work
 
     @property
     def holder_path(self) -> Path:
         return self.path.with_name(self.path.name + ".holder.json")
 
-    def acquire(self) -> "PointLock":
+    def acquire(self, wait: float = 5.0) -> "PointLock":
+        """Take the lock, waiting up to `wait` seconds (long enough for a `table` that is probing
+        it to let go; a real holder keeps it for the whole run)."""
         from filelock import Timeout
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock.acquire()
+            self._lock.acquire(timeout=wait)
         except Timeout:
             raise HarnessError(f"{self.point} is being run by another process ({self.holder()})",
                                "wait for it to finish; the lock is released when that process exits") from None
@@ -155,15 +153,6 @@ class PointLock:
         if self._lock.is_locked:
             self.holder_path.unlink(missing_ok=True)
             self._lock.release()
-
-    def discard(self) -> None:
-        """Release and remove the lock file (and its empty folders): for a point whose folder was
-        discarded because it never started, so a typo leaves nothing behind in .locks/ either."""
-        if self._lock.is_locked:
-            self.holder_path.unlink(missing_ok=True)
-            self.path.unlink(missing_ok=True)  # while held: a newcomer creates a fresh lock file
-            self._lock.release()
-            _remove_empty_parents(self.path, 3)  # <model>/, <task>/ and .locks/ if now empty
 
     def holder(self) -> str:
         """Who holds the lock, in words (best effort: the holder file may be mid-write)."""
@@ -181,7 +170,7 @@ class PointLock:
         if not self.path.is_file():
             return False
         try:
-            self._lock.acquire()
+            self._lock.acquire(timeout=0)
         except Timeout:
             return True
         except OSError:

@@ -1,0 +1,88 @@
+"""Comparison rows -> a Grid of formatted cells; every renderer draws Grids, so all print the same text.
+
+Two comparison layouts: `pair_grid` (two arms side by side: bench and `score --against`) and
+`arm_grid` (one row per arm, mean ± std over seeds and the delta against the baseline: `table` and
+`report`); and `value_grid` for one file's scores with intervals (`score`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.comparison import Comparison
+from harness.numbers import format_delta, format_interval, format_p, format_value, is_missing
+
+ARROWS = {True: "↑", False: "↓"}
+PAIR_DIGITS = 4  # values, deltas and interval ends of a two-arm table
+VALUE_DIGITS, SPREAD_DIGITS, DELTA_DIGITS = 4, 2, 3  # mean, ± std and delta [interval] of an arm table
+ARM_HEADERS = ["metric", "arm", "mean ± std (seeds)", "Δ vs CE [95% CI]", "p", "seeds", "n"]
+
+
+@dataclass(frozen=True)
+class Row:
+    cells: list[str]
+    bold: tuple[int, ...] = ()  # columns to emphasise (the best mean)
+    block_start: bool = True  # first row of its metric
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Formatted cells of one table; `right` marks the right-aligned (number) columns. With `grouped`,
+    the first column names a block of rows: LaTeX and HTML print it once and rule off each block."""
+
+    headers: list[str]
+    right: list[bool]
+    rows: list[Row] = field(default_factory=list)
+    grouped: bool = False
+
+
+def metric_label(metric: str, higher_is_better: bool | None) -> str:
+    return f"{metric} {ARROWS[higher_is_better]}" if higher_is_better is not None else metric
+
+
+def direction_word(higher_is_better: bool | None) -> str:
+    return {True: "higher", False: "lower", None: "-"}[higher_is_better]
+
+
+def pair_grid(rows: Sequence[Comparison], *, headers: tuple[str, str] | None = None, better_column: bool = False,
+              missing: str = "") -> Grid:
+    """metric | A | B | delta | 95% CI | p: arrows on the metric name, or a `better` column."""
+    first = rows[0] if rows else None
+    a, b = headers or ((first.baseline.label, first.arm.label) if first else ("A", "B"))
+    out = []
+    for c in rows:
+        cells = [c.metric if better_column else metric_label(c.metric, c.higher_is_better),
+                 format_value(c.baseline.mean, PAIR_DIGITS, missing=missing),
+                 format_value(c.arm.mean, PAIR_DIGITS, missing=missing),
+                 format_delta(c.delta, PAIR_DIGITS, missing=missing),
+                 format_interval(c.ci_low, c.ci_high, PAIR_DIGITS, missing=missing),
+                 format_p(c.p_value, missing=missing)]
+        out.append(Row(cells + ([direction_word(c.higher_is_better)] if better_column else [])))
+    names = ["metric", a, b, "delta", "95% CI", "p"] + (["better"] if better_column else [])
+    return Grid(names, [False] + [True] * (len(names) - 1), out)
+
+
+def arm_grid(rows: Sequence[Comparison]) -> Grid:
+    """metric | arm | mean ± std | Δ [CI] | p | seeds | n, one row per (metric, arm); best mean in bold."""
+    out = []
+    for i, c in enumerate(rows):
+        spread = f" ± {format_value(c.arm.std, SPREAD_DIGITS)}" if not is_missing(c.arm.std) else ""
+        delta = format_delta(c.delta, DELTA_DIGITS)
+        interval = format_interval(c.ci_low, c.ci_high, DELTA_DIGITS)
+        if delta and interval:
+            delta += f" {interval}"
+        cells = [metric_label(c.metric, c.higher_is_better), c.arm.label,
+                 f"{format_value(c.arm.mean, VALUE_DIGITS)}{spread}", delta, format_p(c.p_value),
+                 str(c.arm.n_seeds), "" if c.n is None else str(int(c.n))]
+        out.append(Row(cells, bold=(2,) if c.best else (), block_start=i == 0 or rows[i - 1].metric != c.metric))
+    return Grid(list(ARM_HEADERS), [False, False] + [True] * 5, out, grouped=True)
+
+
+def value_grid(results: Iterable[Any], *, missing: str = "") -> Grid:
+    """metric | value | 95% CI | better | level, from MetricResult-like records (one arm, no comparison)."""
+    rows = [Row([r.name, format_value(r.value, missing=missing),
+                 format_interval(r.ci_low, r.ci_high, signed=False, missing=missing),
+                 direction_word(r.higher_is_better), r.level]) for r in results]
+    return Grid(["metric", "value", "95% CI", "better", "level"], [False, True, True, True, True], rows)

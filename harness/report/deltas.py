@@ -1,0 +1,132 @@
+"""The paired delta of every arm of a group against the CE arm of the same seeds, read from the results tree.
+
+This module only gathers inputs (each point's generations.jsonl, the baseline's train_counts.npy,
+the model's tokenizer for rare-token metrics), checks that the arms are paired, and says in a
+footnote why a delta is missing; the statistic is harness.metrics.paired.compare_seeds. No model
+is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache, partial
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.report.collect import Group
+
+TokenizerLoader = Callable[[str], Any]
+Arm = tuple[str, str]
+ArmDeltas = tuple[dict[str, Any], list[int]]  # ({metric: PairedResult}, the seeds paired)
+
+
+def default_tokenizer_loader(model: str, trust_remote_code: bool = False):
+    from harness.models import load_tokenizer
+
+    return load_tokenizer(model, trust_remote_code=trust_remote_code)
+
+
+def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed: int, trust_remote_code: bool = False,
+                 tokenizer_loader: TokenizerLoader | None = None) -> tuple[dict[Arm, ArmDeltas], list[str]]:
+    """{arm: (paired results by metric, seeds)} for every arm but the baseline, and the footnotes."""
+    loader = tokenizer_loader or partial(default_tokenizer_loader, trust_remote_code=trust_remote_code)
+    notes: list[str] = []
+
+    @cache
+    def tokenizer() -> tuple[Callable | None, str | None]:
+        """The model's tokenizer as str -> ids, or None and the reason (loaded at most once per group)."""
+        try:
+            from harness.metrics import token_ids_fn
+
+            return token_ids_fn(loader(group.model)), None
+        except (HarnessError, OSError, ValueError, ImportError) as err:
+            return None, str(err).splitlines()[0]
+
+    @cache
+    def generations(path: Path) -> list[dict]:
+        return next(p for p in group.points if p.path == path).generations()
+
+    labels, baseline = group.labels(), group.baseline()
+    deltas = {}
+    for arm in group.arms():
+        if arm != baseline:
+            deltas[arm] = _arm_deltas(group, arm, baseline, names, labels[arm], notes, tokenizer, generations,
+                                      n_boot=n_boot, bootstrap_seed=bootstrap_seed)
+    return deltas, notes
+
+
+def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: str, notes: list[str],
+                tokenizer, generations, *, n_boot: int, bootstrap_seed: int) -> ArmDeltas:
+    from harness.metrics import METRICS, MetricContext
+    from harness.metrics.paired import compare_seeds
+
+    arm_points, base_points = group.points_of(arm), group.points_of(baseline)
+    seeds = sorted(set(arm_points) & set(base_points))
+    if not seeds:
+        _note(notes, f"{label}: no CE run with the same seed, so no paired delta.")
+        return {}, []
+    for seed in list(seeds):  # the one pairing rule, the same that `bench` enforces
+        problems = seed_pairing_problems(base_points[seed], arm_points[seed])
+        if problems:
+            _note(notes, f"{label} seed {seed}: not paired with CE ({'; '.join(problems)}), so left out "
+                         "of the delta.")
+            seeds.remove(seed)
+    if not seeds:
+        return {}, []
+    counts = [base_points[s].train_counts() for s in seeds]
+    wants_tokenizer = any(name in METRICS and "tokenize" in METRICS.get(name).needs for name in names)
+    names = _usable_metrics(names, all(c is not None for c in counts), group.model, tokenizer, notes)
+    if not names:
+        return {}, seeds
+    tokenize = tokenizer()[0] if wants_tokenizer else None
+    runs, ids = [], None
+    for seed, train_counts in zip(seeds, counts):
+        rows_a, rows_b = generations(base_points[seed].path), generations(arm_points[seed].path)
+        keys_a = [(r["id"], r["reference"]) for r in rows_a]
+        if keys_a != [(r["id"], r["reference"]) for r in rows_b] or (ids is not None and keys_a != ids):
+            _note(notes, f"{label}: generations cover other test examples (ids or references) than CE, "
+                         "so no paired delta.")
+            return {}, seeds
+        ids = keys_a
+        context = MetricContext(train_counts=train_counts, tokenize=tokenize)
+        runs.append(([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
+                     [r["reference"] for r in rows_a], context))
+    return compare_seeds(runs, names, n_boot=n_boot, seed=bootstrap_seed), seeds
+
+
+def seed_pairing_problems(base, arm) -> list[str]:
+    """harness.results.pairing_problems for two Points of one group (CE and an arm, one seed)."""
+    from harness.results import PointConfig, Provenance, pairing_problems
+
+    return pairing_problems(PointConfig.model_validate(base.config), Provenance.model_validate(base.provenance),
+                            PointConfig.model_validate(arm.config), Provenance.model_validate(arm.provenance))
+
+
+def _usable_metrics(names: list[str], counts_ok: bool, model: str, tokenizer, notes: list[str]) -> list[str]:
+    """Registered metrics whose needs can be met; the rest are named in a footnote."""
+    from harness.metrics import METRICS
+
+    usable, no_context, unknown = [], [], []
+    for name in names:
+        if name not in METRICS:
+            unknown.append(name)
+            continue
+        needs = METRICS.get(name).needs
+        if ("tokenize" in needs and tokenizer()[0] is None) or ("train_counts" in needs and not counts_ok):
+            no_context.append(name)
+        else:
+            usable.append(name)
+    if no_context:
+        error = tokenizer()[1] if any("tokenize" in METRICS.get(n).needs for n in no_context) else None
+        why = (f"the tokenizer of {model} could not be loaded ({error})" if error
+               else "train_counts.npy is missing")
+        _note(notes, f"no delta CI for {', '.join(no_context)}: {why}.")
+    if unknown:
+        _note(notes, f"no delta CI for {', '.join(unknown)}: not a registered metric in this version.")
+    return usable
+
+
+def _note(notes: list[str], text: str) -> None:
+    if text not in notes:
+        notes.append(text)

@@ -1,0 +1,86 @@
+"""Which computational path a point takes, decided once.
+
+`plan_run` turns (the user's auto/on/off requests, the device, the model, the loss) into a typed
+`RunPlan`; the Trainer setup and generation follow it, and provenance records its fields. The
+levers and why each is on where it is are in docs/perf.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    packed_rows: bool  # examples packed into rows (position_ids restart), no padding
+    chunked_loss: bool  # the training loss from the LM head's input in chunks, no [tokens, vocab] logits
+    compile: bool  # torch.compile through the Trainer's `torch_compile`
+    static_cache_generation: bool  # generate() with a static KV cache
+    precision: Literal["bf16", "fp32"]
+
+    @property
+    def training_path(self) -> str:
+        """The path in words, as provenance and the pairing rule have always recorded it."""
+        if not self.packed_rows:
+            return "plain (padded batches, full logits)"
+        return ("fast (packed rows, " + ("chunked loss" if self.chunked_loss else "full logits")
+                + (", torch.compile)" if self.compile else ")"))
+
+    @property
+    def generation_path(self) -> str:
+        return "fast (static KV cache)" if self.static_cache_generation else "plain (dynamic KV cache)"
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_requests(fast: str, compile: str) -> None:
+    """Refuse a contradictory request before anything loads (the model-dependent refusal is in
+    plan_run)."""
+    if compile == "on" and fast == "off":
+        raise HarnessError("compile is part of the fast training path, which --plain turns off",
+                           "drop --compile on, or drop --plain")
+
+
+def on_or_auto_on_gpu(requested: str, cuda: bool) -> bool:
+    """An auto|on|off setting for a lever that pays off only where CUDA compiles it."""
+    return requested == "on" or (requested == "auto" and cuda)
+
+
+def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, cuda: bool | None = None,
+             bf16_supported: bool | None = None) -> RunPlan:
+    """The plan for this model on this device.
+
+    - Packed rows + chunked loss: on unless fast='off' (1.59x on the default CPU point with
+      identical generations), for decoder-only models whose LM head is a bias-free linear layer;
+      the loss is chunked when it has the per-token form sum(w * nll) / divisor.
+    - torch.compile: part of the fast path; auto = on CUDA only.
+    - Static-cache generation: auto = on CUDA only (uncompiled on CPU it gains little); decoder-only.
+    - bf16 where CUDA supports it, else fp32.
+    """
+    import torch
+
+    from harness.losses.chunked import supports_chunking
+
+    check_requests(fast, compile)
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if bf16_supported is None:
+        bf16_supported = cuda and torch.cuda.is_bf16_supported()
+    head = model.get_output_embeddings()
+    can_pack = not is_encoder_decoder and isinstance(head, torch.nn.Linear) and head.bias is None
+    packed = fast != "off" and can_pack
+    if compile == "on" and not packed:
+        raise HarnessError(
+            "--compile on needs the fast training path, which this model cannot take "
+            "(an encoder-decoder model, or an LM head that is not a bias-free linear layer)",
+            "drop --compile on for this model")
+    return RunPlan(
+        packed_rows=packed,
+        chunked_loss=packed and supports_chunking(loss),
+        compile=packed and on_or_auto_on_gpu(compile, cuda),
+        static_cache_generation=not is_encoder_decoder and on_or_auto_on_gpu(fast, cuda),
+        precision="bf16" if bf16_supported else "fp32",
+    )

@@ -1,0 +1,67 @@
+"""The run plan: which path a point takes, decided once (harness/runner/plan.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.losses import build_loss
+from harness.runner.plan import plan_run
+
+
+@pytest.fixture(scope="module")
+def causal(tiny_causal_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_causal_dir)
+
+
+@pytest.fixture(scope="module")
+def seq2seq(tiny_seq2seq_dir):
+    from transformers import AutoModelForSeq2SeqLM
+
+    return AutoModelForSeq2SeqLM.from_pretrained(tiny_seq2seq_dir)
+
+
+def loss(name: str):
+    from harness.losses.base import LossContext
+
+    return build_loss(name, {}, LossContext(vocab_size=8, base_vocab_size=8, special_ids=frozenset(),
+                                            is_encoder_decoder=False))
+
+
+def plan(model, *, fast="auto", compile="auto", cuda=False, is_encoder_decoder=False, loss_name="ce"):
+    return plan_run(fast=fast, compile=compile, model=model, is_encoder_decoder=is_encoder_decoder,
+                    loss=loss(loss_name), cuda=cuda, bf16_supported=cuda)
+
+
+def test_defaults_on_cpu_and_on_cuda(causal):
+    cpu = plan(causal)
+    assert (cpu.packed_rows, cpu.chunked_loss, cpu.compile, cpu.static_cache_generation, cpu.precision) == (
+        True, True, False, False, "fp32")
+    assert cpu.training_path == "fast (packed rows, chunked loss)"
+    assert cpu.generation_path == "plain (dynamic KV cache)"
+    gpu = plan(causal, cuda=True)
+    assert (gpu.compile, gpu.static_cache_generation, gpu.precision) == (True, True, "bf16")
+    assert gpu.training_path == "fast (packed rows, chunked loss, torch.compile)"
+
+
+def test_plain_and_forced_paths(causal):
+    plain = plan(causal, fast="off")
+    assert not plain.packed_rows and not plain.compile and plain.training_path.startswith("plain")
+    forced = plan(causal, fast="on", compile="on")
+    assert forced.static_cache_generation and forced.compile
+    with pytest.raises(HarnessError, match="--plain"):
+        plan(causal, fast="off", compile="on")
+
+
+def test_losses_without_the_per_token_form_keep_full_logits(causal):
+    unchunked = plan(causal, loss_name="unlikelihood")
+    assert unchunked.packed_rows and not unchunked.chunked_loss
+    assert unchunked.training_path == "fast (packed rows, full logits)"
+
+
+def test_encoder_decoder_models_take_the_plain_path(seq2seq):
+    assert not plan(seq2seq, is_encoder_decoder=True).packed_rows
+    with pytest.raises(HarnessError, match="cannot take"):
+        plan(seq2seq, is_encoder_decoder=True, compile="on")
