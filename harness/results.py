@@ -155,6 +155,8 @@ class Provenance(BaseModel):
     world_size: int | None = None
     global_steps: int | None = None
     n_examples: dict[str, int | None] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)  # seconds per phase: load_s, train_s, ...
+    peak_memory: dict[str, Any] = Field(default_factory=dict)  # harness.runner.memory.Phases.record()
 
 
 def _without(data: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:

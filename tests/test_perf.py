@@ -17,7 +17,7 @@ from harness.frequency import TokenFrequencies
 from harness.losses import LossContext, build_loss
 from harness.losses.chunked import chunked_token_loss, supports_chunking
 from harness.perf.generation import agreement, decode_all
-from harness.perf.loss_memory import peak_ratio, probe_rss
+from harness.perf.loss_memory import peak_ratio, probe_rss, probe_validation
 from harness.perf.train import check_same
 from harness.perf.workloads import build_model, prompts_of, xsum_like_examples
 from harness.runner.packing import PackedCollator, pack_rows
@@ -181,6 +181,17 @@ def test_loss_peak_rss_in_child_processes_chunked_below_plain():
     assert peak_ratio(row) == row["chunked_peak_bytes"] / row["plain_peak_bytes"]
 
 
+@linux_only
+def test_validation_peak_rss_in_child_processes_chunked_below_full_logits():
+    # 1024 tokens x vocab 32768: the full-logits pass holds the logits and their log-softmax
+    # (128 MiB each); the chunked one a single chunk of the 512 target positions (64 MiB)
+    row = probe_validation(tokens=1024, hidden_size=64, vocab=32768, device=torch.device("cpu"))
+    assert row["memory"] == "cpu-rss" and row["ce_rel_diff"] < 1e-6
+    assert row["plain_peak_bytes"] >= 2 * 128 * MIB
+    assert row["chunked_peak_bytes"] < 0.5 * row["plain_peak_bytes"]
+    assert row["peak_ratio"] == peak_ratio(row)
+
+
 @pytest.mark.slow
 def test_perf_command_tiny_writes_json(tmp_path, capsys):
     out = tmp_path / "perf.json"
@@ -195,7 +206,9 @@ def test_perf_command_tiny_writes_json(tmp_path, capsys):
     assert data["generation"][0]["token_agreement"] == 1.0
     assert {m["memory"] for m in data["loss_memory"]} == {"cpu-rss"}
     assert all(m["plain_peak_bytes"] > 0 and m["chunked_peak_bytes"] > 0 for m in data["loss_memory"])
-    assert "| tiny-llama | pdl | fast |" in capsys.readouterr().out
+    assert [(m["vocab"], m["memory"]) for m in data["validation_memory"]] == [(8192, "cpu-rss")]
+    printed = capsys.readouterr().out
+    assert "| tiny-llama | pdl | fast |" in printed and "| validation CE (no grad) | 512 x 8192 |" in printed
 
 
 def test_perf_loss_memory_refuses_models(capsys):

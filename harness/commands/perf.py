@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parts = parser.add_mutually_exclusive_group()
     parts.add_argument("--quick", action="store_true", help="training and loss only, no generation")
     parts.add_argument("--loss-memory", action="store_true",
-                       help="only the loss alone: full logits vs chunked (peak memory, values, gradients)")
+                       help="only the loss alone and the validation CE pass: full logits vs chunked "
+                            "(peak memory, values, gradients)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="also time fast+compile (auto: on a GPU only)")
     parser.add_argument("--models", help="comma-separated model shapes instead of the size's")

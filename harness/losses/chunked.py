@@ -46,9 +46,14 @@ class _ChunkedWeightedNLL(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk):
             rows = slice(start, start + chunk)
             logits = (hidden[rows].to(dtype) @ head.T).float()
-            lse[rows] = torch.logsumexp(logits, dim=-1)
             picked = logits.gather(1, targets[rows, None]).squeeze(1)
+            # logsumexp in place in the one chunk of float32 logits (torch.logsumexp would allocate
+            # a second chunk: the forward's peak, and all of it for the no-grad validation CE)
+            top = logits.amax(dim=-1, keepdim=True)
+            top.masked_fill_(top.isinf(), 0)  # as torch.logsumexp: an infinite max stays infinite
+            lse[rows] = logits.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(1))
             total += (weights[rows] * (lse[rows] - picked)).sum()
+            del logits  # before the next chunk's matmul, so only one chunk is ever alive
         ctx.save_for_backward(hidden, weight, targets, weights, lse)
         ctx.chunk, ctx.dtype = chunk, dtype
         return total
@@ -76,6 +81,7 @@ class _ChunkedWeightedNLL(torch.autograd.Function):
                     # under autocast the product is a bf16 [vocab, hidden] temporary (half the size
                     # of a float32 one), promoted per element as it is added
                     grad_weight.add_(grad_logits.T @ h)
+            del probs, grad_logits  # before the next chunk's matmul, so only one chunk is ever alive
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None, None

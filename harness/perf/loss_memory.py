@@ -6,6 +6,9 @@ allocator statistics, so `probe_rss` runs each path once in a fresh child proces
 peak resident set size above the RSS the inputs already take: an OS-level figure that includes
 pages the allocator keeps cached, not a CUDA allocator peak. The children write their gradients
 to .npy files so that this process can check that both paths computed the same thing.
+
+`probe_validation` does the same for the validation CE pass (no gradients): what
+harness.runner.evaluation computes after the model body, from the full logits or chunked.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import numpy as np
 import torch
 
 from harness.losses.chunked import chunked_token_loss
-from harness.perf.measure import peak_memory, rss_peak, timed
+from harness.perf.measure import peak_memory, rss_peak, synchronize, timed
 from harness.perf.workloads import losses_for, xsum_like_examples
+from harness.runner.evaluation import chunked_nll, full_logits_nll
 
 KINDS = ("plain", "chunked")
 
@@ -123,6 +127,56 @@ def probe_rss(loss_name: str, tokens: int, hidden_size: int, vocab: int, seed: i
             out[kind] = {**row, "result": (torch.tensor(row["loss"]), *grads)}
         summary = _summary(loss_name, tokens, vocab, out["plain"], out["chunked"])
     return {**summary, "memory": "cpu-rss", "inputs_rss_bytes": out["plain"]["base_bytes"]}
+
+
+def validation_pass(kind: str, hidden, weight, labels) -> float:
+    """The validation CE of one batch as validation_ce computes it after the model body: from the
+    full logits (plain) or from the head input in chunks; nats per target token."""
+    with torch.no_grad():
+        if kind == "plain":
+            total, count = full_logits_nll(hidden @ weight.T, labels, shift=True)
+        else:
+            total, count = chunked_nll(hidden, weight, labels)
+    return total / count
+
+
+def _validation_in_child(kind: str, tokens: int, hidden_size: int, vocab: int, seed: int) -> dict:
+    """Runs in a fresh process: the inputs, then one validation pass of `kind` under rss_peak."""
+    hidden, weight, labels = loss_inputs(tokens, hidden_size, vocab, torch.device("cpu"), seed)
+    started = time.perf_counter()
+    with rss_peak() as memory:
+        ce = validation_pass(kind, hidden, weight, labels)
+    return {"ce": ce, "peak_bytes": memory["peak_bytes"], "base_bytes": memory["base_bytes"],
+            "seconds": time.perf_counter() - started}
+
+
+def probe_validation(tokens: int, hidden_size: int, vocab: int, device: torch.device, seed: int = 0) -> dict:
+    """The validation CE pass both ways, in float32 as the runner evaluates: on CUDA in this process
+    (allocator peak, after a warm-up), on CPU each path in a fresh process (peak RSS, one cold run)."""
+    out = {}
+    if device.type == "cuda":
+        inputs = loss_inputs(tokens, hidden_size, vocab, device, seed)
+        for kind in KINDS:
+            validation_pass(kind, *inputs)
+            with peak_memory(device) as memory:
+                started = time.perf_counter()
+                ce = validation_pass(kind, *inputs)
+                synchronize(device)
+            out[kind] = {"ce": ce, "peak_bytes": memory["peak_bytes"], "seconds": time.perf_counter() - started}
+    else:
+        spawn = multiprocessing.get_context("spawn")
+        for kind in KINDS:
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+                out[kind] = child.submit(_validation_in_child, kind, tokens, hidden_size, vocab, seed).result()
+    plain, chunked = out["plain"], out["chunked"]
+    row = {"tokens": tokens, "vocab": vocab, "loss": "validation ce", "plain_ce": plain["ce"],
+           "chunked_ce": chunked["ce"], "ce_rel_diff": abs(plain["ce"] - chunked["ce"]) / abs(plain["ce"]),
+           "plain_peak_bytes": plain["peak_bytes"], "chunked_peak_bytes": chunked["peak_bytes"],
+           "plain_s": plain["seconds"], "chunked_s": chunked["seconds"],
+           "memory": "cuda-allocator" if device.type == "cuda" else "cpu-rss"}
+    if device.type != "cuda":
+        row["inputs_rss_bytes"] = plain["base_bytes"]
+    return {**row, "peak_ratio": peak_ratio(row)}
 
 
 def peak_ratio(row: dict) -> float | None:

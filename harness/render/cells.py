@@ -86,3 +86,14 @@ def value_grid(results: Iterable[Any], *, missing: str = "") -> Grid:
                  format_interval(r.ci_low, r.ci_high, signed=False, missing=missing),
                  direction_word(r.higher_is_better), r.level]) for r in results]
     return Grid(["metric", "value", "95% CI", "better", "level"], [False, True, True, True, True], rows)
+
+
+PHASES = ("load", "train", "validation", "generate", "score")  # the order a point runs them
+
+
+def memory_grid(points: Sequence[tuple[str, int, dict[str, float]]]) -> Grid:
+    """Peak CPU memory (GiB, resident) per phase of each run: (arm label, seed, {phase: GiB})."""
+    phases = [p for p in PHASES if any(p in peaks for _, _, peaks in points)]
+    rows = [Row([label, str(seed)] + [format_value(peaks.get(p), 3, missing="-") for p in phases])
+            for label, seed, peaks in points]
+    return Grid(["arm", "seed"] + phases, [False, True] + [True] * len(phases), rows)

@@ -127,6 +127,21 @@ def provenance_html(group: Group) -> str:
     return f'<p class="note">{escape("; ".join(map(str, items)))}</p>' if items else ""
 
 
+def memory_html(group: Group) -> str:
+    """Peak memory per phase of every run (recorded in provenance), so a reader sees which phase
+    sets a point's peak and whether arms differ."""
+    from harness.render.cells import memory_grid
+    from harness.render.html import html_table
+
+    labels = group.labels()
+    runs = [(labels[p.arm], p.seed, (p.provenance.get("peak_memory") or {}).get("cpu_rss_gib") or {})
+            for p in sorted(group.points, key=lambda p: (list(labels).index(p.arm), p.seed))]
+    runs = [run for run in runs if run[2]]
+    if not runs:
+        return ""
+    return "<h3>Peak CPU memory by phase (GiB, resident)</h3>" + html_table(memory_grid(runs))
+
+
 def missing_html(missing: list[Missing]) -> str:
     if not missing:
         return ""
@@ -149,6 +164,7 @@ def render_report(collection: Collection, settings: TableSettings = TableSetting
         group = table.group
         sections.append(f"<h2>{escape(caption(table))}</h2>")
         sections.append(provenance_html(group))
+        sections.append(memory_html(group))
         sections.append(table_html(table))
         if table.ablation is not None:
             sections.append("<h3>Ablation over loss options (mean over seeds)</h3>" + frame_html(table.ablation))

@@ -14,7 +14,7 @@ from harness.comparison import Comparison, from_paired
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl, read_npy, write_json_atomic, write_text_atomic
 from harness.numbers import format_value
-from harness.render.cells import pair_grid
+from harness.render.cells import PHASES, pair_grid
 from harness.render.markdown import markdown_table
 from harness.runner.config import RunConfig
 from harness.runner.point import PointResult, run_point
@@ -70,6 +70,8 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
         "n_boot": n_boot,
         "bootstrap_seed": seed,
         "validation_ce": {"a": a.metrics.get("validation_ce"), "b": b.metrics.get("validation_ce")},
+        "peak_cpu_rss_gib": {"a": (a.provenance.get("peak_memory") or {}).get("cpu_rss_gib"),
+                             "b": (b.provenance.get("peak_memory") or {}).get("cpu_rss_gib")},
         "metrics": {name: result.to_dict() for name, result in paired.items()},
     }
 
@@ -95,6 +97,14 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     if ce["a"] is not None and ce["b"] is not None:
         lines += ["", f"validation CE (plain token cross-entropy, both arms): "
                   f"{a} {format_value(ce['a'], 5)}, {b} {format_value(ce['b'], 5)}"]
+    peaks = comparison.get("peak_cpu_rss_gib") or {}
+    if peaks.get("a") and peaks.get("b"):
+        def by_phase(label: str, peaks: dict[str, float]) -> str:
+            ordered = [p for p in PHASES if p in peaks] + sorted(set(peaks) - set(PHASES))
+            return f"{label} " + ", ".join(f"{phase} {format_value(peaks[phase], 3)}" for phase in ordered)
+
+        lines += ["", f"peak CPU memory by phase (GiB, resident): {by_phase(a, peaks['a'])}; "
+                  f"{by_phase(b, peaks['b'])}"]
     n = rows[0].n if rows else 0
     lines += ["", f"paired bootstrap over {n} test examples, {comparison['n_boot']} resamples, "
               f"seed {comparison['bootstrap_seed']}; same init {comparison['paired_checks']['init_hash']}, "

@@ -3,25 +3,63 @@
 The Trainer's `eval_loss` averages per-batch token means weighted by examples, which is not the
 token-level CE when batches differ in size or length. This loop sums -log p over every validation
 target token and divides by their number, on the main process, with the plain padded collator.
+
+Where the run plan allows it (`chunked=True`: a decoder-only model with a bias-free linear LM head,
+not --plain), the sum comes from the final hidden states through harness.losses.chunked, so the
+[tokens, vocab] logits never exist: at vocabulary 152k one eval batch of 64 x 580 tokens would be
+~22 GB of float32 logits. Both paths compute the same sum (tests/test_evaluation.py).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq
 
 from harness.labels import IGNORE_INDEX
+from harness.losses import LossContext, build_loss
 from harness.losses.base import align, token_nll
+from harness.losses.chunked import HeadInputCapture, chunked_token_loss
+from harness.runner.plan import chunkable_head
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+FULL_LOGITS_PATH = "plain (full logits)"
+CHUNKED_PATH = "chunked (LM head at target positions only)"
+
+
+class ValidationCE(NamedTuple):
+    ce: float  # nats per validation target token
+    path: str  # which computation ran (FULL_LOGITS_PATH or CHUNKED_PATH), for provenance
+
+
+def full_logits_nll(logits: torch.Tensor, labels: torch.Tensor, *, shift: bool) -> tuple[float, int]:
+    """(sum of -log p over the target tokens, their number) from logits [B, T, V]."""
+    logits, targets = align(logits, labels, shift=shift, vocab_size=logits.shape[-1])
+    return float(token_nll(logits, targets).sum()), int((targets != IGNORE_INDEX).sum())
+
+
+def chunked_nll(hidden: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
+    """The same sum for a causal LM from its final hidden states [B, T, H] and head weight [V, H]:
+    plain CE through `chunked_token_loss` with divisor 1 (num_items_in_batch=1), i.e. the sum."""
+    vocab = head_weight.shape[0]
+    ce = build_loss("ce", {}, LossContext(vocab_size=vocab, base_vocab_size=vocab, special_ids=frozenset(),
+                                          is_encoder_decoder=False))
+    total = chunked_token_loss(ce, hidden, head_weight, labels, num_items_in_batch=1)
+    return float(total), int((labels[:, 1:] != IGNORE_INDEX).sum())
 
 
 @torch.no_grad()
-def validation_ce(model, tokenizer, dataset, *, is_encoder_decoder: bool, batch_size: int) -> float:
-    """sum over target tokens of -log p(token) / number of target tokens (nats per token)."""
+def validation_ce(model, tokenizer, dataset, *, is_encoder_decoder: bool, batch_size: int,
+                  chunked: bool) -> ValidationCE:
+    """sum over target tokens of -log p(token) / number of target tokens (nats per token), and the
+    path that computed it: chunked when asked (the run plan's packed_rows) and the model allows it
+    (`chunkable_head`, the rule the plan uses), else from the full logits."""
     model.eval()
     device = next(model.parameters()).device
+    chunked = chunked and chunkable_head(model, is_encoder_decoder)
+    capture = HeadInputCapture(model.get_output_embeddings()) if chunked else None
     collator = DataCollatorForSeq2Seq(tokenizer, model=model if is_encoder_decoder else None,
                                       label_pad_token_id=IGNORE_INDEX, padding=True)
     columns = [c for c in dataset.column_names if c in MODEL_INPUTS]
@@ -30,8 +68,14 @@ def validation_ce(model, tokenizer, dataset, *, is_encoder_decoder: bool, batch_
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = batch.pop("labels")
-        outputs = model(**batch, use_cache=False)
-        logits, targets = align(outputs, labels, shift=not is_encoder_decoder, vocab_size=outputs.logits.shape[-1])
-        total += float(token_nll(logits, targets).sum())
-        count += int((targets != IGNORE_INDEX).sum())
-    return total / max(count, 1)
+        if capture is not None:
+            with capture.active():  # the head sees zero positions; its input is kept
+                model(**batch, use_cache=False)
+                hidden = capture.hidden
+            batch_total, batch_count = chunked_nll(hidden, capture.head.weight, labels)
+        else:
+            outputs = model(**batch, use_cache=False)
+            batch_total, batch_count = full_logits_nll(outputs.logits, labels, shift=not is_encoder_decoder)
+        total += batch_total
+        count += batch_count
+    return ValidationCE(total / max(count, 1), CHUNKED_PATH if chunked else FULL_LOGITS_PATH)

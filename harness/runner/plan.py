@@ -50,6 +50,16 @@ def on_or_auto_on_gpu(requested: str, cuda: bool) -> bool:
     return requested == "on" or (requested == "auto" and cuda)
 
 
+def chunkable_head(model, is_encoder_decoder: bool) -> bool:
+    """True for a decoder-only model whose LM head is a bias-free linear layer: then the head is
+    its weight alone, so packed rows, the chunked loss and the chunked validation CE can apply it
+    to the final hidden states themselves."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return not is_encoder_decoder and isinstance(head, torch.nn.Linear) and head.bias is None
+
+
 def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, cuda: bool | None = None,
              bf16_supported: bool | None = None) -> RunPlan:
     """The plan for this model on this device.
@@ -69,9 +79,7 @@ def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, 
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if bf16_supported is None:
         bf16_supported = cuda and torch.cuda.is_bf16_supported()
-    head = model.get_output_embeddings()
-    can_pack = not is_encoder_decoder and isinstance(head, torch.nn.Linear) and head.bias is None
-    packed = fast != "off" and can_pack
+    packed = fast != "off" and chunkable_head(model, is_encoder_decoder)
     if compile == "on" and not packed:
         raise HarnessError(
             "--compile on needs the fast training path, which this model cannot take "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -110,6 +109,7 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
     hides nothing (the earlier folder is moved aside as <point>.replaced-<time>, never deleted).
     """
     from harness.runner.dist import process_state
+    from harness.runner.memory import give_back_memory
 
     point = resolve(run, results_dir)
     store = point.store
@@ -158,6 +158,7 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
     finally:
         if lock is not None:
             lock.release()
+        give_back_memory()  # the next point of a bench or sweep starts from what this one found
 
 
 def rank_zero_decision(state, decision: str) -> str:
@@ -208,44 +209,47 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from harness.provenance import provenance
     from harness.runner.evaluation import validation_ce
     from harness.runner.generation import generate
-    from harness.runner.training import prepare_training
+    from harness.runner.memory import Phases
+    from harness.runner.training import prepare_training, release_training_state
 
     run, task, store = point.run, point.task, point.store
     quiet_library_progress_bars()
     if state.is_main_process:
         print(f"model: {point.model_ref} (from {point.model_origin})", flush=True)
-    timings: dict[str, float] = {}
+    phases = Phases()
     set_seed(run.seed)
-    start = time.perf_counter()
-    splits = load_splits(task, data_dir=run.data_dir)  # first: data problems fail before a model loads
-    model, tokenizer, spec = load_model(point.model_ref, trust_remote_code=run.trust_remote_code)
+    with phases.phase("load"):
+        splits = load_splits(task, data_dir=run.data_dir)  # first: data problems fail before a model loads
+        model, tokenizer, spec = load_model(point.model_ref, trust_remote_code=run.trust_remote_code)
     is_encoder_decoder = spec.kind == "seq2seq"
-    timings["load_s"] = time.perf_counter() - start
     init_hash = state_dict_hash(model)
 
-    setup = prepare_training(
-        point=point, model=model, tokenizer=tokenizer, splits=splits,
-        is_encoder_decoder=is_encoder_decoder, progress=progress,
-    )
-    start = time.perf_counter()
-    setup.trainer.train(resume_from_checkpoint=setup.resume_from)
-    timings["train_s"] = time.perf_counter() - start
+    with phases.phase("train"):
+        setup = prepare_training(
+            point=point, model=model, tokenizer=tokenizer, splits=splits,
+            is_encoder_decoder=is_encoder_decoder, progress=progress,
+        )
+        setup.trainer.train(resume_from_checkpoint=setup.resume_from)
     state.wait_for_everyone()
     if not state.is_main_process:
         return PointResult(store.path, {}, {}, skipped=False)
     unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
-    val_ce = (validation_ce(unwrapped, tokenizer, setup.trainer.eval_dataset, is_encoder_decoder=is_encoder_decoder,
-                            batch_size=task.training.per_device_eval_batch_size) if setup.has_validation else None)
+    release_training_state(setup.trainer)
+    with phases.phase("validation"):
+        val_ce, validation_path = (validation_ce(unwrapped, tokenizer, setup.trainer.eval_dataset,
+                                                 is_encoder_decoder=is_encoder_decoder,
+                                                 chunked=setup.plan.packed_rows,
+                                                 batch_size=task.training.per_device_eval_batch_size)
+                                   if setup.has_validation else (None, None))
 
-    start = time.perf_counter()
-    gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
-    predictions = generate(
-        unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
-        is_encoder_decoder=is_encoder_decoder,
-        batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
-        fast=setup.plan.static_cache_generation,
-    )
-    timings["generate_s"] = time.perf_counter() - start
+    with phases.phase("generate"):
+        gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
+        predictions = generate(
+            unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
+            is_encoder_decoder=is_encoder_decoder,
+            batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
+            fast=setup.plan.static_cache_generation,
+        )
     rows = [
         {"id": i, "source": s, "prediction": p, "reference": r}
         for i, s, p, r in zip(gen_ds["id"], splits["test"]["source"], predictions, gen_ds["reference"])
@@ -253,9 +257,8 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     write_jsonl_atomic(store.file(GENERATIONS_FILE), rows)
     write_npy_atomic(store.file(TRAIN_COUNTS_FILE), setup.train_counts)
 
-    start = time.perf_counter()
-    metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
-    timings["score_s"] = time.perf_counter() - start
+    with phases.phase("score"):
+        metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
     metrics["validation_ce"] = val_ce
     write_jsonl_atomic(store.file(TRAIN_LOG_FILE), setup.trainer.state.log_history)
     prov = {
@@ -272,8 +275,10 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "precision": setup.plan.precision,
         "training_path": setup.plan.training_path,
         "generation_path": setup.plan.generation_path,
+        "validation_path": validation_path,
         "plan": setup.plan.record(),
-        "timings": timings,
+        "timings": phases.seconds,
+        "peak_memory": phases.record(),
         "torch_threads": torch.get_num_threads(),
     }
     prov = Provenance.model_validate(prov).model_dump(mode="json")

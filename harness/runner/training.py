@@ -120,6 +120,19 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
     )
 
 
+def release_training_state(trainer) -> None:
+    """Once training is over only the model is needed: drop the optimizer (AdamW keeps two fp32
+    copies of every trained weight), the scheduler, the gradients and accelerate's references, and
+    give the memory back before validation and generation."""
+    from harness.runner.memory import give_back_memory
+
+    trainer.accelerator.free_memory()
+    trainer.optimizer = None
+    trainer.lr_scheduler = None
+    trainer.model.zero_grad(set_to_none=True)
+    give_back_memory()
+
+
 def freeze_embeddings(model) -> None:
     """Freeze the input embedding (and a tied LM head): a large share of a small LM's parameters,
     which makes CPU steps much cheaper; both arms freeze the same weights."""
