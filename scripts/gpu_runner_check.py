@@ -118,7 +118,8 @@ def main() -> int:
             "training_path": prov["training_path"], "generation_path": prov["generation_path"],
             "precision": prov["precision"], "validation_ce": result.metrics["validation_ce"],
             "train_losses": tiny.train_losses(result.path), "init_hash": prov["init_hash"],
-            "data_order_hash": prov["data_order_hash"],
+            "data_order_hash": prov["data_order_hash"], "peak_memory": prov.get("peak_memory"),
+            "validation_path": prov.get("validation_path"),
         }
         save()  # a run cut by a time limit keeps the arms it finished
         print(arm_line(name, summary["arms"][name]), flush=True)
