@@ -52,12 +52,14 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
             on_update(out, line)
         return row
 
-    for loss_name, loss_fn in loss_memory.loss_functions(size.loss_vocab).items():
-        if device.type == "cuda":
-            probe = partial(loss_memory.probe, loss_fn, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab, device)
-        else:
-            probe = partial(loss_memory.probe_rss, loss_name, size.loss_tokens, LOSS_HIDDEN, size.loss_vocab)
-        measured("loss_memory", loss_name, lambda: (lambda r: {**r, "peak_ratio": loss_memory.peak_ratio(r)})(probe()))
+    for vocab in size.loss_vocabs:
+        for loss_name, loss_fn in loss_memory.loss_functions(vocab).items():
+            if device.type == "cuda":
+                probe = partial(loss_memory.probe, loss_fn, size.loss_tokens, LOSS_HIDDEN, vocab, device)
+            else:
+                probe = partial(loss_memory.probe_rss, loss_name, size.loss_tokens, LOSS_HIDDEN, vocab)
+            measured("loss_memory", f"{loss_name} vocab {vocab}",
+                     lambda: (lambda r: {**r, "peak_ratio": loss_memory.peak_ratio(r)})(probe()))
     for vocab in size.validation_vocabs:
         measured("validation_memory", f"vocab {vocab}",
                  lambda: loss_memory.probe_validation(size.loss_tokens, LOSS_HIDDEN, vocab, device))

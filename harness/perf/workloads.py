@@ -34,7 +34,7 @@ class Size:
     gen_prompts: int
     new_tokens: int
     loss_tokens: int  # tokens for the loss memory probe (hidden size LOSS_HIDDEN)
-    loss_vocab: int
+    loss_vocabs: tuple[int, ...]  # the training loss (forward + backward) on loss_tokens tokens, per vocab
     validation_vocabs: tuple[int, ...] = ()  # the validation CE pass on loss_tokens tokens, per vocab
 
 
@@ -42,11 +42,11 @@ LOSS_HIDDEN = 896  # Qwen2-0.5B's hidden size: the loss probe is its LM head
 
 
 SIZES = {
-    "tiny": Size(("tiny-llama",), 8, 96, 3, 8, 16, 8, 512, 8192, (8192,)),
-    # small's loss probe is the Qwen2 head on 2,048 tokens: 1.2 GB of fp32 logits, CPU-sized;
-    # validation also at SmolLM2's vocabulary (49,152)
-    "small": Size(("small-llama",), 16, 256, 4, 16, 32, 16, 2048, 151936, (49152, 151936)),
-    "full": Size(("smollm2-135m", "qwen2-0.5b"), 16, 512, 10, 64, 256, 64, 8192, 151936, (49152, 151936)),
+    "tiny": Size(("tiny-llama",), 8, 96, 3, 8, 16, 8, 512, (8192,), (8192,)),
+    # small's loss probes are the SmolLM2 and Qwen2 vocabularies on 2,048 tokens (Qwen2: 1.2 GB of
+    # fp32 logits), CPU-sized
+    "small": Size(("small-llama",), 16, 256, 4, 16, 32, 16, 2048, (49152, 151936), (49152, 151936)),
+    "full": Size(("smollm2-135m", "qwen2-0.5b"), 16, 512, 10, 64, 256, 64, 8192, (49152, 151936), (49152, 151936)),
 }
 
 
