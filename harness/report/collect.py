@@ -22,7 +22,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.io import read_jsonl, read_npy
 from harness.results import (
-    CONFIG_FILE, GENERATIONS_FILE, METRICS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, arm_labels,
+    CONFIG_FILE, GENERATIONS_FILE, METRICS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, Provenance, arm_labels,
     read_config, read_metrics, read_provenance,
 )
 from harness.store import PointLock, PointStore, is_point_folder_name
@@ -34,36 +34,40 @@ BASELINE_LOSS = "ce"
 
 @dataclass
 class Point:
-    """One finished training run: its config, scores and (lazily) its larger files."""
+    """One finished training run: its config (typed, as read), scores and (lazily) its larger files."""
 
     path: Path
-    config: dict[str, Any]
+    record: PointConfig
     metrics: dict[str, Any]
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return self.record.model_dump(mode="json")
 
     @property
     def task(self) -> str:
-        return self.config["task"]["name"]
+        return self.record.task_name
 
     @property
     def model(self) -> str:
-        return self.config["model"]
+        return self.record.model
 
     @property
     def loss(self) -> str:
-        return self.config["loss"]
+        return self.record.loss
 
     @property
     def loss_options(self) -> dict[str, Any]:
-        return self.config.get("loss_options") or {}
+        return self.record.loss_options
 
     @property
     def seed(self) -> int:
-        return int(self.config["seed"])
+        return self.record.seed
 
     @property
     def arm(self) -> tuple[str, str]:
         """What makes an arm: the loss and all its options (not the seed)."""
-        return self.loss, json.dumps(self.loss_options, sort_keys=True)
+        return self.record.arm
 
     @property
     def alpha(self) -> float | None:
@@ -71,8 +75,12 @@ class Point:
         return None if value is None else float(value)
 
     @cached_property
+    def provenance_record(self) -> Provenance:
+        return read_provenance(self.path)
+
+    @cached_property
     def provenance(self) -> dict[str, Any]:
-        return read_provenance(self.path).model_dump(mode="json")
+        return self.provenance_record.model_dump(mode="json")
 
     def metric(self, name: str) -> dict[str, Any] | None:
         return self.metrics.get("metrics", {}).get(name)
@@ -187,7 +195,7 @@ def _read_point(path: Path) -> tuple[PointConfig | None, Point | Missing]:
         metrics = read_metrics(path)
     except HarnessError as err:
         return config, Missing(path, f"unreadable metrics.json ({err.message})")
-    return config, Point(path, config.model_dump(mode="json"), metrics.model_dump(mode="json"))
+    return config, Point(path, config, metrics.model_dump(mode="json"))
 
 
 def unfinished_state(path: Path) -> str:

@@ -97,10 +97,9 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: 
 
 def seed_pairing_problems(base, arm) -> list[str]:
     """harness.results.pairing_problems for two Points of one group (CE and an arm, one seed)."""
-    from harness.results import PointConfig, Provenance, pairing_problems
+    from harness.results import pairing_problems
 
-    return pairing_problems(PointConfig.model_validate(base.config), Provenance.model_validate(base.provenance),
-                            PointConfig.model_validate(arm.config), Provenance.model_validate(arm.provenance))
+    return pairing_problems(base.record, base.provenance_record, arm.record, arm.provenance_record)
 
 
 def _usable_metrics(names: list[str], counts_ok: bool, model: str, tokenizer, notes: list[str]) -> list[str]:

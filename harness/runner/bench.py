@@ -6,41 +6,31 @@ can be redone on a CPU without the model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from harness.comparison import Comparison, from_paired
 from harness.errors import HarnessError
-from harness.io import read_json, read_jsonl, read_npy, write_json_atomic, write_text_atomic
+from harness.io import read_jsonl, read_npy, write_json_atomic, write_text_atomic
 from harness.numbers import format_value
 from harness.render.cells import PHASES, pair_grid
 from harness.render.markdown import markdown_table
 from harness.runner.config import RunConfig
 from harness.runner.point import PointResult, run_point
 from harness.results import (
-    CONFIG_FILE, GENERATIONS_FILE, PAIRED_PROVENANCE, TRAIN_COUNTS_FILE, arm_labels, pairing_problems, read_config,
-    read_provenance,
+    GENERATIONS_FILE, PAIRED_PROVENANCE, TRAIN_COUNTS_FILE, Provenance, arm_labels, pairing_problems, read_config,
 )
 
 
 def check_paired(a: PointResult, b: PointResult) -> dict[str, Any]:
     """Refuse arms that the one pairing rule (harness.results.pairing_problems, also the tables')
     says may not be compared; return the recorded facts they share, for the comparison's record."""
-    config_a, config_b = read_config(a.path), read_config(b.path)
-    prov_a, prov_b = read_provenance(a.path), read_provenance(b.path)
-    problems = pairing_problems(config_a, prov_a, config_b, prov_b)
+    prov_a, prov_b = Provenance.model_validate(a.provenance), Provenance.model_validate(b.provenance)
+    problems = pairing_problems(read_config(a.path), prov_a, read_config(b.path), prov_b)
     if problems:
         raise HarnessError(f"arms are not paired: {'; '.join(problems)} ({a.path} vs {b.path})",
                            "run both arms with the same task, model, data, seed and hardware setup")
     return {key: getattr(prov_a, key) for key in PAIRED_PROVENANCE}
-
-
-def two_arm_labels(config_a: dict, config_b: dict) -> tuple[str, str]:
-    """The same short labels the tables use (`ce`, `pdl(alpha=1)`, plus what tells twins apart)."""
-    arms = [(c["loss"], json.dumps(c["loss_options"], sort_keys=True)) for c in (config_a, config_b)]
-    labels = arm_labels(arms)
-    return labels[arms[0]], labels[arms[1]]
 
 
 def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int = 1000,
@@ -48,25 +38,27 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
     from harness.metrics import MetricContext, compare, token_ids_fn
     from harness.models import load_tokenizer
 
-    config_a, config_b = read_json(a.path / CONFIG_FILE), read_json(b.path / CONFIG_FILE)
+    paired_checks = check_paired(a, b)  # before any tokenizer load or bootstrap
+    config_a, config_b = read_config(a.path), read_config(b.path)
     rows_a, rows_b = read_jsonl(a.path / GENERATIONS_FILE), read_jsonl(b.path / GENERATIONS_FILE)
     if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
         raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
                            "rerun both arms with the same task config")
-    tokenizer = load_tokenizer(config_a["model"], trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(config_a.model, trust_remote_code=trust_remote_code)
     counts = read_npy(a.path / TRAIN_COUNTS_FILE, "rerun that point with --force")
     context = MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
     paired = compare(
         [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], [r["reference"] for r in rows_a],
-        metrics=config_a["task"]["metrics"], context=context, n_boot=n_boot, seed=seed,
+        metrics=config_a.task["metrics"], context=context, n_boot=n_boot, seed=seed,
     )
-    label_a, label_b = two_arm_labels(config_a, config_b)
+    labels = arm_labels([config_a.arm, config_b.arm])  # the tables' labels
+    label_a, label_b = labels[config_a.arm], labels[config_b.arm]
     return {
-        "task": config_a["task"]["name"],
-        "model": config_a["model"],
+        "task": config_a.task_name,
+        "model": config_a.model,
         "a": {"label": label_a, "path": str(a.path)},
         "b": {"label": label_b, "path": str(b.path)},
-        "paired_checks": check_paired(a, b),
+        "paired_checks": paired_checks,
         "n_boot": n_boot,
         "bootstrap_seed": seed,
         "validation_ce": {"a": a.metrics.get("validation_ce"), "b": b.metrics.get("validation_ce")},

@@ -12,6 +12,7 @@ not --plain), the sum comes from the final hidden states through harness.losses.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -40,13 +41,17 @@ def full_logits_nll(logits: torch.Tensor, labels: torch.Tensor, *, shift: bool) 
     return float(token_nll(logits, targets).sum()), int((targets != IGNORE_INDEX).sum())
 
 
+@functools.lru_cache(maxsize=4)
+def _plain_ce(vocab: int):
+    """The registered `ce` loss for a vocabulary, built once (not once per validation batch)."""
+    return build_loss("ce", {}, LossContext(vocab_size=vocab, base_vocab_size=vocab, special_ids=frozenset(),
+                                            is_encoder_decoder=False))
+
+
 def chunked_nll(hidden: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
     """The same sum for a causal LM from its final hidden states [B, T, H] and head weight [V, H]:
     plain CE through `chunked_token_loss` with divisor 1 (num_items_in_batch=1), i.e. the sum."""
-    vocab = head_weight.shape[0]
-    ce = build_loss("ce", {}, LossContext(vocab_size=vocab, base_vocab_size=vocab, special_ids=frozenset(),
-                                          is_encoder_decoder=False))
-    total = chunked_token_loss(ce, hidden, head_weight, labels, num_items_in_batch=1)
+    total = chunked_token_loss(_plain_ce(head_weight.shape[0]), hidden, head_weight, labels, num_items_in_batch=1)
     return float(total), int((labels[:, 1:] != IGNORE_INDEX).sum())
 
 

@@ -281,13 +281,13 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "peak_memory": phases.record(),
         "torch_threads": torch.get_num_threads(),
     }
-    prov = Provenance.model_validate(prov).model_dump(mode="json")
-    metrics = PointMetrics.model_validate(metrics).model_dump(mode="json")
-    write_record(store.path, Provenance.model_validate(prov))
-    write_record(store.path, PointMetrics.model_validate(metrics))  # last: marks the point complete
+    prov_record, metrics_record = Provenance.model_validate(prov), PointMetrics.model_validate(metrics)
+    write_record(store.path, prov_record)
+    write_record(store.path, metrics_record)  # last: marks the point complete
     if not task.training.keep_checkpoints:
         shutil.rmtree(store.checkpoints, ignore_errors=True)
-    return PointResult(store.path, metrics, prov, skipped=False)
+    return PointResult(store.path, metrics_record.model_dump(mode="json"), prov_record.model_dump(mode="json"),
+                       skipped=False)
 
 
 def score_point(task, rows: list[dict], tokenizer, train_counts, *, seed: int) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progre
     torchrun, an error that is not the harness's own may have hit one rank only, so it ends the job
     (torchrun stops every rank) rather than leave the other ranks waiting in a collective."""
     from harness.runner.dist import process_state
+    from harness.runner.memory import give_back_memory
     from harness.runner.point import run_point
 
     distributed = process_state().num_processes > 1
@@ -59,7 +60,7 @@ def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progre
                 raise  # may have hit one rank only: going on would leave the others in a collective
             summary.append({"point": label, "state": f"failed: {first_line(err)}", "path": ""})
         if summary and summary[-1]["state"].startswith("failed"):
-            _free_accelerator_memory()  # outside the except block: its traceback held the point's model
+            give_back_memory()  # again outside the except block, whose traceback held the point's model
         print(f"[{len(summary)}] {label}: {summary[-1]['state']}", flush=True)
     print_summary(summary)
     return summary
@@ -82,20 +83,6 @@ def print_summary(summary: list[dict[str, Any]]) -> None:
     for row in summary:
         if row["state"].startswith("failed"):
             print(f"  FAILED {row['point']}: {row['state'][len('failed: '):]}", flush=True)
-
-
-def _free_accelerator_memory() -> None:
-    """After a failed point (often out of memory), drop what it left on the GPU before the next."""
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
 
 
 def launch_per_gpu(argv: list[str], gpus: list[str]) -> int:
