@@ -53,6 +53,7 @@ def _raise_terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: `sweep` records it to finish the sweep
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:

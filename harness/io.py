@@ -86,11 +86,12 @@ def write_npy_atomic(path: Path, array) -> None:
 
 
 @_naming_the_file
-def write_npz_atomic(path: Path, arrays: dict) -> None:
+def write_npz_atomic(path: Path, arrays: dict, *, compressed: bool = False) -> None:
     """Named numpy arrays as one .npz (never pickled), whole or not at all."""
     import numpy as np
 
-    _write_atomic(path, "wb", lambda handle: np.savez(handle, **arrays))
+    save = np.savez_compressed if compressed else np.savez
+    _write_atomic(path, "wb", lambda handle: save(handle, **arrays))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -99,6 +100,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+@_naming_the_file
+def append_jsonl(path: Path, row: dict) -> None:
+    """One line appended and flushed to disk (a live log: each line is whole before the next)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _not_utf8(path: Path, line: int, err: UnicodeDecodeError) -> HarnessError:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
-from harness.io import read_json, write_json_atomic
+from harness.io import read_json, read_npy, write_json_atomic, write_npz_atomic
 
 FORMAT_VERSION = 2  # 1: the whole task dump was hashed; 2: only what can change the numbers
 DEFAULT_RESULTS_DIR = Path("results")
@@ -30,15 +30,26 @@ METRICS_FILE = "metrics.json"  # written last: its presence means the point is c
 GENERATIONS_FILE = "generations.jsonl"
 PROVENANCE_FILE = "provenance.json"
 TRAIN_LOG_FILE = "train_log.jsonl"
-TRAIN_COUNTS_FILE = "train_counts.npy"
+TRAIN_COUNTS_FILE = "train_counts.npz"  # the counted token ids and their counts, compressed (a few KB)
+DENSE_TRAIN_COUNTS_FILE = "train_counts.npy"  # the dense array points written before 2026-11-30 hold
 CHECKPOINTS = "checkpoints"
+ERROR_FILE = "error.json"  # a failed point: what went wrong, where and when (never beside a metrics.json)
+MODEL_FOLDER = "model"  # training.keep final|checkpoints: the trained model, loadable with from_pretrained
+ADAPTER_FOLDER = "adapter"  # the same under LoRA: only the adapter (peft), on top of config.json's model
+TENSORBOARD_FOLDER = "tensorboard"  # report_to=tensorboard: the event files
 
 # Task keys that cannot change a point's numbers, so they stay out of its identity: documentation,
 # a suggestion shown by `pdl-bench tasks` (offline_model: the model that ran is `model`), the sweep
 # grid (alphas), recorded sizes, and how often the Trainer logs and checkpoints (a resumed run ends
 # byte-identical to an uninterrupted one) or whether checkpoints are kept.
+# What a run keeps (training.keep; keep_checkpoints before it) and where it reports its curves
+# (report_to, run_name, project) cannot change its numbers either.
 IDENTITY_EXCLUDED_TASK_KEYS = ("description", "license", "citation", "offline_model", "alphas", "expected_sizes",
-                               "training.logging_steps", "training.save_steps", "training.keep_checkpoints")
+                               "training.logging_steps", "training.save_steps", "training.keep_checkpoints",
+                               "training.keep", "training.report_to", "training.run_name", "training.project")
+# Keys added after format 2, left out of the identity while at their neutral value, so that adding
+# an option never renames (and reruns) the points that do not use it.
+IDENTITY_OMITTED_AT = {"training.peft": None}
 # What may differ between the points of one comparison (its arms and seeds); the rest must match.
 NON_SHARED_KEYS = ("loss", "loss_options", "seed")
 # Recorded facts about a run that paired arms must share (beyond their configs).
@@ -76,7 +87,8 @@ class PointConfig(_Record):
         model, loss and options, seed, data folder and training/generation path requests. Not the
         documentation keys, and not the file format."""
         data = self.model_dump(mode="json", exclude={"format"})
-        data["task"] = _without(data["task"], IDENTITY_EXCLUDED_TASK_KEYS)
+        neutral = tuple(key for key, value in IDENTITY_OMITTED_AT.items() if _lookup(data["task"], key) == value)
+        data["task"] = _without(data["task"], IDENTITY_EXCLUDED_TASK_KEYS + neutral)
         return data
 
     def digest(self) -> str:
@@ -159,6 +171,31 @@ class Provenance(BaseModel):
     peak_memory: dict[str, Any] = Field(default_factory=dict)  # harness.runner.memory.Phases.record()
 
 
+class PointError(_Record):
+    """error.json: why the last run of a point failed, whatever raised (a HarnessError, an
+    out-of-memory error, any exception), and which process it was."""
+
+    format: int = FORMAT_VERSION
+    type: str  # the exception's class name, e.g. OutOfMemoryError
+    message: str
+    hint: str | None = None  # a HarnessError's hint: what to do about it
+    traceback: str = ""
+    host: str
+    pid: int | None = None
+    job_id: str | None = None  # SLURM_JOB_ID, and the array job/task when the run was an array task
+    array_job_id: str | None = None
+    array_task_id: str | None = None
+    time: str  # ISO 8601, local time with its offset
+
+    def first_line(self) -> str:
+        """`Type: first line of the message` (a HarnessError: just the message, as the CLI prints
+        it), for one status cell or summary line."""
+        lines = self.message.strip().splitlines()
+        if not lines:
+            return self.type
+        return lines[0] if self.type == "HarnessError" else f"{self.type}: {lines[0]}"
+
+
 def _without(data: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:
     """A copy of `data` without the (dotted) keys."""
     out = dict(data)
@@ -169,6 +206,14 @@ def _without(data: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, An
         elif not rest:
             out.pop(head, None)
     return out
+
+
+def _lookup(data: dict[str, Any], dotted_key: str) -> Any:
+    for part in dotted_key.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
 
 
 def _hash(data: Any) -> str:
@@ -207,11 +252,56 @@ def read_provenance(folder: Path) -> Provenance:
     return _read(path, Provenance) if path.is_file() else Provenance()
 
 
-def write_record(folder: Path, record: PointConfig | PointMetrics | Provenance) -> Path:
-    names = {PointConfig: CONFIG_FILE, PointMetrics: METRICS_FILE, Provenance: PROVENANCE_FILE}
+def read_error(folder: Path) -> PointError:
+    return _read(Path(folder) / ERROR_FILE, PointError)
+
+
+def write_record(folder: Path, record: PointConfig | PointMetrics | Provenance | PointError) -> Path:
+    names = {PointConfig: CONFIG_FILE, PointMetrics: METRICS_FILE, Provenance: PROVENANCE_FILE,
+             PointError: ERROR_FILE}
     path = Path(folder) / names[type(record)]
     write_json_atomic(path, record.model_dump(mode="json"))
     return path
+
+
+def write_train_counts(folder: Path, counts) -> Path:
+    """A point's training-target token counts, sparse and compressed: the dense array is mostly
+    zeros (a 49k vocabulary, a few thousand tokens seen), 390 KB per point that a committed results
+    tree does not need."""
+    import numpy as np
+
+    counts = np.asarray(counts, dtype=np.int64)
+    ids = np.flatnonzero(counts)
+    path = Path(folder) / TRAIN_COUNTS_FILE
+    write_npz_atomic(path, {"ids": ids.astype(np.int64), "counts": counts[ids], "size": np.array(counts.size)},
+                     compressed=True)
+    return path
+
+
+def read_train_counts(folder: Path, hint: str):
+    """The dense counts array of a point (either file form), or None when it has none."""
+    for name in (TRAIN_COUNTS_FILE, DENSE_TRAIN_COUNTS_FILE):
+        if (Path(folder) / name).is_file():
+            return read_counts_file(Path(folder) / name, hint)
+    return None
+
+
+def read_counts_file(path: Path, hint: str):
+    """Token counts as a dense array, from the sparse .npz a point writes or a dense .npy; never
+    unpickled, and a damaged file is called corrupt (numpy would say "pickled data")."""
+    import numpy as np
+
+    if Path(path).suffix != ".npz":
+        return read_npy(path, hint)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            counts = np.zeros(int(saved["size"]), dtype=np.int64)
+            counts[saved["ids"]] = saved["counts"]
+    except (ValueError, EOFError, KeyError, IndexError, TypeError):
+        raise HarnessError(f"{path} is corrupt (not the sparse token counts a point writes)", hint) from None
+    except OSError as err:
+        raise HarnessError(f"cannot read {path}: {err.strerror or err}", "check the path and its permissions") from None
+    return counts
 
 
 def pairing_problems(config_a: PointConfig, provenance_a: Provenance,

@@ -10,11 +10,13 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from harness.errors import HarnessError
 from harness.io import read_text
 from harness.keyvalue import parse_key_value
 from harness.registry import Registry
+from harness.trainer_options import checked_trainer_options
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # A wheel installs the repository's tasks/ as harness/builtin_tasks/ (package-dir in pyproject.toml);
@@ -135,7 +137,33 @@ class GenerationConfig(_Strict):
     top_p: float | None = Field(None, gt=0, le=1)
 
 
-class TrainingConfig(_Strict):
+class PeftSettings(_Strict):
+    """Parameter-efficient finetuning through peft: LoRA adapters on a frozen base model, or QLoRA
+    (the base loaded in 4 bits through bitsandbytes; CUDA only). The adapters' initial weights come
+    from the point's seed, so every arm starts from the same adapter."""
+
+    method: Literal["lora", "qlora"] = "lora"
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    # "all-linear": every linear layer but the output layer (peft's rule), or a list of module names.
+    target_modules: Union[Literal["all-linear"], list[str]] = "all-linear"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_modules(cls, modules):
+        if isinstance(modules, list) and not modules:
+            raise ValueError("name at least one module, or use all-linear")
+        return modules
+
+
+class TrainingConfig(BaseModel):
+    """The training budget. Besides the keys below, any field of the installed
+    transformers.TrainingArguments may be set here (optim, bf16, fp16, weight_decay, report_to, ...):
+    it passes to the Trainer as it is, unless harness.trainer_options refuses it (with the reason)."""
+
+    model_config = ConfigDict(extra="allow")
+
     learning_rate: float = Field(5e-5, gt=0)
     num_train_epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description=(
@@ -150,13 +178,30 @@ class TrainingConfig(_Strict):
     eval_steps: int | None = Field(None, ge=1)
     save_steps: int | None = Field(None, ge=1)
     freeze_embeddings: bool = False
-    keep_checkpoints: bool = False  # delete a run's checkpoints once its outputs are scored
+    keep: Literal["none", "final", "checkpoints"] = Field("final", description=(
+        "what a finished point keeps of its training. final: the trained model with its tokenizer "
+        "in <point>/model (under LoRA only the adapter, in <point>/adapter), loadable with "
+        "from_pretrained; checkpoints: that and every checkpoint; none: only the results (long sweeps)"))
+    peft: PeftSettings | None = None  # None: full finetuning
     max_grad_norm: float = Field(1.0, gt=0)
     gradient_checkpointing: bool = False
     # Passed to the HF Trainer as they are (multi-GPU/multi-node through torchrun/accelerate launch),
     # e.g. fsdp: "full_shard auto_wrap", fsdp_config: {transformer_layer_cls_to_wrap: [LlamaDecoderLayer]}.
     fsdp: str = ""
     fsdp_config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _trainer_options_exist(self):
+        checked, problems = checked_trainer_options(self.model_extra or {}, list(type(self).model_fields))
+        if problems:
+            raise PydanticCustomError("trainer_option", "; ".join(problems), {"problems": problems})
+        self.__pydantic_extra__.update(checked)  # typed values: the Trainer's types, one hash per value
+        return self
+
+    @property
+    def trainer_options(self) -> dict[str, Any]:
+        """The TrainingArguments fields this task sets beyond pdl-bench's own keys."""
+        return dict(self.model_extra or {})
 
     @field_validator("max_steps")
     @classmethod
@@ -217,6 +262,9 @@ def format_validation_error(err: ValidationError, origin: str, at: tuple[str, ..
     problems = []
     for item in err.errors():
         where = ".".join(str(p) for p in (*at, *item["loc"])) or "(top level)"
+        if item["type"] == "trainer_option":  # "key: problem" items of a TrainingArguments pass-through
+            problems += [f"{where}.{problem}" for problem in item["ctx"]["problems"]]
+            continue
         message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
         problems.append(f"{where}: {message}")
     return f"invalid task {origin}: " + "; ".join(problems)

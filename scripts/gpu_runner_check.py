@@ -26,7 +26,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 TRAINING = {"learning_rate": 1e-3, "max_steps": 30, "per_device_train_batch_size": 8,
             "per_device_eval_batch_size": 16, "logging_steps": 5, "save_steps": 15, "eval_steps": 15,
-            "keep_checkpoints": True}
+            "keep": "checkpoints"}
 
 
 def identical_share(a: list[str], b: list[str]) -> float:
@@ -38,10 +38,10 @@ def generation_paths_on_one_model(task_path: Path, point_path: Path, device: str
     """Plain (dynamic cache) and fast (static cache) greedy generation from the same trained
     weights (the point's last checkpoint), scored with the task's metrics: the token agreement
     and the metric difference that the generation path alone causes."""
-    import numpy as np
 
     from harness.data import load_splits, tokenize_for_generation
     from harness.models import load_model
+    from harness.results import read_train_counts
     from harness.runner.generation import generate
     from harness.runner.point import score_point
     from harness.runner.trainer import last_complete_checkpoint
@@ -53,7 +53,7 @@ def generation_paths_on_one_model(task_path: Path, point_path: Path, device: str
     model.to(device)
     test = tokenize_for_generation(task, load_splits(task, splits=["test"])["test"], tokenizer,
                                    is_encoder_decoder=False)
-    counts = np.load(point_path / "train_counts.npy", allow_pickle=False)
+    counts = read_train_counts(point_path, "rerun the point")
     out: dict = {"checkpoint": str(checkpoint), "dtype": str(model.dtype)}
     for path in ("plain", "fast"):
         started = time.perf_counter()

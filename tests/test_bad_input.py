@@ -20,6 +20,7 @@ from harness import cli, io  # noqa: E402
 from harness.commands._common import parse_key_values  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.report.collect import collect  # noqa: E402
+from harness.results import TRAIN_COUNTS_FILE  # noqa: E402
 from harness.report.synthetic import task_config, write_point  # noqa: E402
 from harness.report.tables import TableSettings, build_tables  # noqa: E402
 from harness.task import apply_overrides, load_task, load_task_file  # noqa: E402
@@ -191,12 +192,12 @@ def test_validation_ce_and_profile_of_the_wrong_type(tmp_path):
     assert "validation_ce" in reasons[paths["ce"]] and "rare_token_profile" in reasons[paths["pdl"]]
 
 
-# ----------------------------------------------------------------- corrupt train_counts.npy
+# ----------------------------------------------------------------- corrupt train counts
 
 
 def test_corrupt_train_counts_names_the_file_and_the_fix(tmp_path):
     small_tree(tmp_path)
-    counts = point_paths(tmp_path)["ce"] / "train_counts.npy"
+    counts = point_paths(tmp_path)["ce"] / TRAIN_COUNTS_FILE
     counts.write_bytes(b"definitely not numpy")
     point = next(p for g in collect(tmp_path).groups for p in g.points if p.loss == "ce")
     with pytest.raises(HarnessError, match=re.escape(f"{counts} is corrupt")) as err:

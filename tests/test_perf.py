@@ -204,11 +204,14 @@ def test_perf_command_tiny_writes_json(tmp_path, capsys):
     first = {r["path"]: r["first_loss"] for r in data["training"] if r["loss"] == "pdl"}
     assert first["fast"] == pytest.approx(first["plain"], rel=1e-5)
     assert data["generation"][0]["token_agreement"] == 1.0
+    assert data["generation"][0]["memory"] == "cpu-rss-in-process"
+    assert all(data["generation"][0][f"{path}_peak_bytes"] >= 0 for path in ("plain", "fast"))
     assert {m["memory"] for m in data["loss_memory"]} == {"cpu-rss"}
     assert all(m["plain_peak_bytes"] > 0 and m["chunked_peak_bytes"] > 0 for m in data["loss_memory"])
     assert [(m["vocab"], m["memory"]) for m in data["validation_memory"]] == [(8192, "cpu-rss")]
     printed = capsys.readouterr().out
     assert "| tiny-llama | pdl | fast |" in printed and "| validation CE (no grad) | 512 x 8192 |" in printed
+    assert "generation peak memory: CPU peak RSS above the RSS before the path" in printed
 
 
 def test_perf_loss_memory_refuses_models(capsys):

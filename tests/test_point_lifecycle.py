@@ -215,23 +215,47 @@ def test_a_hub_task_defaults_to_its_documented_model_and_set_model_is_honoured(t
     assert bible.model_ref == bible.task.model == "smollm2-135m"  # the embedded demo runs offline
 
 
-# --- sweeps -----------------------------------------------------------------------------------------
+# --- two processes, one point -------------------------------------------------------------------------
 
-def test_a_sweep_records_any_failure_and_runs_the_other_points(task_file, tmp_path, monkeypatch, capsys):
-    from harness.runner import point as point_module
+# A `pdl-bench run` that stalls before training (holding the point's lock), so another can meet it.
+STALLED_RUN = """
+import sys, time
+import harness.runner.training as training
+real = training.prepare_training
+def stalled(**kwargs):
+    time.sleep(120)
+    return real(**kwargs)
+training.prepare_training = stalled
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
-    real = point_module.run_point
 
-    def flaky(run, results_dir, **kwargs):
-        if run.loss == "pdl" and run.loss_options.get("alpha") == 0.5:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail")
-        return real(run, results_dir, **kwargs)
+@pytest.mark.slow
+def test_two_runs_of_one_point_at_once_one_runs_the_other_names_it_and_a_killed_one_blocks_nothing(
+        task_file, tmp_path):
+    """(A sweep recording any failure and going on: tests/test_sweep_launch.py.)"""
+    args = ["run", "--task", str(task_file), "--results-dir", str(tmp_path), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SLURM_JOB_ID": "77", "SLURM_ARRAY_JOB_ID": "76",
+           "SLURM_ARRAY_TASK_ID": "1"}
+    first = subprocess.Popen([sys.executable, "-c", STALLED_RUN, *args], env=env, cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = resolve(point(task_file), tmp_path).store
+    try:
+        deadline = time.time() + 120
+        while not (PointLock(store).is_held_elsewhere() and store.file("config.json").is_file()):
+            assert first.poll() is None and time.time() < deadline, first.communicate()
+            time.sleep(0.2)
+        code, _, err = finish(cli(args))
+        assert code == 2
+        assert f"is being run by another process (pid {first.pid} on " in err and ", SLURM job 76_1, since " in err
+    finally:
+        first.kill()  # SIGKILL: no cleanup runs
+        first.wait()
+    from harness.report.collect import unfinished_state
 
-    monkeypatch.setattr(point_module, "run_point", flaky)
-    code = main(["sweep", "--task", str(task_file), "--losses", "ce,pdl", "--alphas", "0.5,1",
-                 "--results-dir", str(tmp_path), "--no-progress"])
-    out = capsys.readouterr().out
-    assert code == 1
-    assert "sweep: 2 done, 1 failed" in out
-    assert "FAILED pdl {'alpha': 0.5} seed=0: RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB" in out
-    assert len(list((tmp_path / "tiny-bible").glob("*/*/" + METRICS_FILE))) == 2
+    assert unfinished_state(store.path).startswith("interrupted: ")
+    assert f"last run by pid {first.pid} on " in unfinished_state(store.path)
+    code, out, err = finish(cli(args))
+    assert code == 0, err
+    assert f"{store.path}: done" in out and (store.path / METRICS_FILE).is_file()

@@ -25,7 +25,10 @@ def test_identity_covers_what_changes_numbers_and_not_documentation(tmp_path):
     assert folder(tmp_path, "description=other words", "citation=someone else") == base
     assert folder(tmp_path, "license=CC0", "offline_model=anything") == base
     assert folder(tmp_path, "alphas=[0, 2]", "expected_sizes=null", "training.save_steps=7",
-                  "training.logging_steps=3", "training.keep_checkpoints=true") == base
+                  "training.logging_steps=3", "training.keep=none", "training.report_to=tensorboard") == base
+    assert folder(tmp_path, "training.peft=null") == base  # added after format 2: neutral value, same point
+    assert folder(tmp_path, "training.peft.method=lora") != base
+    assert folder(tmp_path, "training.optim=sgd") != base  # a TrainingArguments pass-through changes numbers
     assert folder(tmp_path, "training.learning_rate=3e-5") != base
     assert folder(tmp_path, "limits.train=7") != base
     assert folder(tmp_path, "prompt.template='Now: {source}'") != base
@@ -100,3 +103,29 @@ def test_the_tables_leave_out_what_bench_would_refuse(tmp_path):
     assert any("not paired with CE (init_hash differs (demo vs other))" in note for note in table.notes)
     pdl = table.main[table.main["arm"] == "pdl(alpha=1)"].iloc[0]
     assert pdl["delta"] is None or np.isnan(pdl["delta"])
+
+
+def test_a_point_written_before_keep_and_peft_existed_keeps_its_folder(tmp_path):
+    """Such a config.json has training.keep_checkpoints and no keep/peft: the same identity."""
+    point = resolve(RunConfig(task="bible"), tmp_path)
+    old = point.config.model_dump(mode="json")
+    training = {k: v for k, v in old["task"]["training"].items() if k not in ("keep", "peft")}
+    old["task"] = {**old["task"], "training": {**training, "keep_checkpoints": False}}
+    assert PointConfig.model_validate(old).digest() == point.config.digest()
+
+
+def test_train_counts_are_stored_sparse_and_read_back_dense(tmp_path):
+    import numpy as np
+
+    from harness.io import write_npy_atomic
+    from harness.results import DENSE_TRAIN_COUNTS_FILE, read_train_counts, write_train_counts
+
+    counts = np.zeros(49152, dtype=np.int64)
+    counts[[3, 17, 40000]] = [5, 1, 123456789012]
+    path = write_train_counts(tmp_path, counts)
+    assert path.stat().st_size < 2000  # the dense .npy would be 393 KB
+    assert np.array_equal(read_train_counts(tmp_path, "hint"), counts)
+    older = tmp_path / "older"
+    write_npy_atomic(older / DENSE_TRAIN_COUNTS_FILE, counts)  # a point written before the sparse file
+    assert np.array_equal(read_train_counts(older, "hint"), counts)
+    assert read_train_counts(tmp_path / "none", "hint") is None

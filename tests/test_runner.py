@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.runner.config import RunConfig
 from harness.runner.point import run_point
-from harness.results import GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE
+from harness.results import GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE, TRAIN_COUNTS_FILE
 from tiny import STYLE_METRICS as METRICS, build_style_task, train_losses
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path)
     assert not result.skipped
     assert result.path.parent.parent == tmp_path / "tiny-bible"
     assert result.path.name.startswith("ce-s0-")
-    for name in ("config.json", METRICS_FILE, GENERATIONS_FILE, PROVENANCE_FILE, "train_log.jsonl", "train_counts.npy"):
+    for name in ("config.json", METRICS_FILE, GENERATIONS_FILE, PROVENANCE_FILE, "train_log.jsonl", TRAIN_COUNTS_FILE):
         assert (result.path / name).is_file(), name
     generations = [json.loads(line) for line in (result.path / GENERATIONS_FILE).read_text().splitlines()]
     assert [g["id"] for g in generations] == [f"test-{i}" for i in range(48, 60)]
@@ -119,8 +119,9 @@ def _run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.Compl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", [["--loss", "pdl", "--alpha", "0.5"], ["--loss", "face-online"]],
-                         ids=["pdl", "face-online-stateful"])
+@pytest.mark.parametrize("loss", [["--loss", "pdl", "--alpha", "0.5"], ["--loss", "face-online"],
+                                  ["--loss", "pdl", "--alpha", "0.5", "--lora"]],
+                         ids=["pdl", "face-online-stateful", "pdl-lora"])
 def test_resume_after_sigkill_matches_uninterrupted_run(task_file, tmp_path, loss):
     args = ["run", "--task", str(task_file), *loss, "--no-progress"]
     clean = _run_cli(args + ["--results-dir", str(tmp_path / "clean")])
@@ -130,6 +131,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(task_file, tmp_path, los
     [crashed] = list((tmp_path / "crash").glob("tiny-bible/*/*"))
     assert (crashed / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
     assert not (crashed / METRICS_FILE).exists()
+    assert train_losses(crashed)[:2] and len(train_losses(crashed)) >= 2  # the killed run's curve is on disk
     resumed = _run_cli(args + ["--results-dir", str(tmp_path / "crash")])
     assert resumed.returncode == 0, resumed.stderr
     [reference] = list((tmp_path / "clean").glob("tiny-bible/*/*"))
@@ -233,15 +235,17 @@ def test_encoder_decoder_model_runs_a_point(task_file, tmp_path, tiny_seq2seq_di
 
 @pytest.mark.slow
 def test_sweep_over_two_workers_runs_each_point_once(task_file, tmp_path):
-    """--gpus spreads points over one process per device (CUDA_VISIBLE_DEVICES; on CPU the
-    variable is inert, which is enough to check the split): every point done once, none clobbered."""
+    """--gpus runs each point as its own process on the next free device (CUDA_VISIBLE_DEVICES; on
+    CPU the variable is inert, which is enough to check the sharing): every point done once."""
     done = _run_cli(["sweep", "--task", str(task_file), "--losses", "ce,pdl", "--alphas", "0.5,1",
                      "--gpus", "0,1", "--results-dir", str(tmp_path), "--no-progress"])
     assert done.returncode == 0, done.stderr[-2000:]
     folders = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "tiny-bible").glob("*/*") if p.is_dir())
     assert folders == ["ce-s0", "pdl-a0.5-s0", "pdl-a1-s0"]
     assert all((p / METRICS_FILE).is_file() for p in (tmp_path / "tiny-bible").glob("*/*"))
-    assert done.stdout.count("(worker 1/2)") == 1 and done.stdout.count("(worker 2/2)") == 1
+    assert "3 point(s) over 2 slot(s) of 1 GPU(s): 0 1" in done.stdout
+    assert done.stdout.count(": done\n") == 3  # each point is its own `pdl-bench run` process
+    assert "sweep: 3 done" in done.stdout
 
 
 def test_a_run_that_fails_before_training_leaves_no_folder(task_file, tmp_path):

@@ -5,14 +5,22 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from harness.errors import HarnessError
 from harness.io import write_json_atomic
 from harness.report.collect import unfinished_state
-from harness.results import PointConfig
-from harness.store import PointLock, PointStore, is_point_folder_name
+from harness.results import ERROR_FILE, METRICS_FILE, PointConfig
+from harness.store import (
+    EARLIER_ERROR_PREFIX,
+    PointLock,
+    PointStore,
+    failure_record,
+    is_point_folder_name,
+    point_state,
+)
 
 
 def config(seed: int = 0) -> PointConfig:
@@ -156,3 +164,44 @@ def test_a_forced_rerun_cut_between_its_two_renames_is_moved_into_place(tmp_path
     assert not store.path.exists()  # the old folder was moved aside, the new one not yet in
     store.finish_interrupted_swap()
     assert (store.path / "metrics.json").is_file() and not staging.path.exists()
+
+
+def test_a_holder_records_its_slurm_job_and_a_killed_one_is_named_as_the_last_runner(tmp_path):
+    store = store_at(tmp_path)
+    store.claim(config())
+    env = {**os.environ, "SLURM_JOB_ID": "78", "SLURM_ARRAY_JOB_ID": "76", "SLURM_ARRAY_TASK_ID": "2"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(store.path), "30"], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    assert holder.stdout.readline().strip() == "held"
+    try:
+        running = point_state(store)
+        assert running.kind == "running" and ", SLURM job 76_2, since " in running.detail
+        assert running.holder["pid"] == holder.pid and running.holder["job_id"] == "78"
+        assert running.holder["started_at"] <= time.time()
+    finally:
+        holder.kill()
+        holder.wait()
+    interrupted = point_state(store)
+    assert interrupted.kind == "interrupted" and f"last run by pid {holder.pid} on " in interrupted.detail
+
+
+def test_a_failure_shows_until_the_point_is_claimed_again_and_never_beside_metrics(tmp_path):
+    store = store_at(tmp_path)
+    assert point_state(store).kind == "not started"
+    store.claim(config())
+    try:
+        raise MemoryError("out of memory\nsecond line")
+    except MemoryError as err:
+        record = failure_record(err)
+    store.record_failure(record)
+    failed = point_state(store)
+    assert failed.kind == "failed" and failed.detail == "MemoryError: out of memory"
+    assert failed.error.pid == os.getpid() and "Traceback" in failed.error.traceback
+    assert not store.discard_if_unstarted()  # a failed point stays, so status and table show it
+    store.claim(config())  # the next run of the point
+    assert point_state(store).kind == "interrupted" and not store.file(ERROR_FILE).exists()
+    assert len(list(store.path.glob(EARLIER_ERROR_PREFIX + "*.json"))) == 1
+    store.file(METRICS_FILE).write_text("{}")
+    with pytest.raises(HarnessError, match="is complete"):
+        store.record_failure(record)
+    assert point_state(store).kind == "done"

@@ -78,6 +78,11 @@ def add_point_arguments(parser: argparse.ArgumentParser) -> None:
                              "for every arm; default: the task's limits)")
     add_option(parser, "--max-steps", field=TrainingConfig.model_fields["max_steps"],
                task_key="training.max_steps", type=int, metavar="N")
+    parser.add_argument("--lora", action="store_true",
+                        help="train LoRA adapters (peft) on a frozen base model instead of every weight: a "
+                             "shortcut for --set training.peft.method=lora; r, alpha, dropout and "
+                             "target_modules are training.peft.* keys (docs/tasks.md)")
+    add_option(parser, "--keep", field=TrainingConfig.model_fields["keep"], task_key="training.keep")
     add_option(parser, "--set", field=RUN_FIELDS["overrides"], dest="overrides", action="append",
                metavar="KEY=VALUE")
     add_option(parser, "--loss-option", field=RUN_FIELDS["loss_options"], dest="loss_option", action="append",
@@ -129,7 +134,10 @@ def parse_number_list(text: str, kind: type, what: str) -> list:
 def run_config(args: argparse.Namespace, loss: str | None = None, loss_options: dict | None = None,
                seed: int | None = None) -> RunConfig:
     """The RunConfig of the parsed options; loss and seed left None take RunConfig's defaults."""
-    overrides = list(args.overrides)
+    # Shortcuts first, so an explicit --set of the same key wins.
+    overrides = ["training.peft.method=lora"] if args.lora else []
+    overrides += [f"training.keep={args.keep}"] if args.keep else []
+    overrides += list(args.overrides)
     if args.limit is not None:
         if args.limit < 1:
             raise HarnessError(f"--limit must be >= 1, got {args.limit}", "pass a positive number of examples")
@@ -143,5 +151,6 @@ def run_config(args: argparse.Namespace, loss: str | None = None, loss_options: 
     given = {name: value for name, value in (("loss", loss), ("seed", seed)) if value is not None}
     return RunConfig(
         task=args.task, model=args.model, loss_options=options, data_dir=args.data_dir, overrides=overrides,
-        trust_remote_code=args.trust_remote_code, fast=args.fast, compile=args.compile, **given,
+        trust_remote_code=args.trust_remote_code, fast=args.fast, compile=args.compile,
+        push_to_hub=getattr(args, "push_to_hub", None), **given,  # `run` only: one point, one repository
     )

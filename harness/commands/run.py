@@ -14,7 +14,9 @@ DESCRIPTION = """\
 Finetune the task's model with one loss, generate on the test split and score it.
 Results go to results/<task>/<model>/<loss>-a<alpha>-s<seed>-<hash>/ (config, train log,
 generations, metrics, provenance). A finished point is skipped; an interrupted one resumes
-from its last checkpoint when the same command is run again.
+from its last checkpoint when the same command is run again. A failed run leaves error.json
+(the exception, traceback, host, pid, SLURM job) beside config.json, never a metrics.json; a
+point another process is running is refused, naming that process.
 
 example:
   pdl-bench run --task bible --loss pdl --alpha 0.5 --seed 0 --limit 64 --max-steps 10
@@ -26,14 +28,20 @@ def add_arguments(parser):
     add_option(parser, "--loss", field=RUN_FIELDS["loss"], metavar="NAME")
     add_alpha_argument(parser)
     add_seed_argument(parser)
+    add_option(parser, "--push-to-hub", field=RUN_FIELDS["push_to_hub"], metavar="REPO_ID")
 
 
 def run(args) -> int:
+    from harness.runner.failure import record_point_failure
     from harness.runner.point import run_point
 
     options = {"alpha": args.alpha} if args.alpha is not None else {}
-    result = run_point(run_config(args, args.loss, options, args.seed), args.results_dir,
-                       force=args.force, progress=not args.no_progress)
+    point = run_config(args, args.loss, options, args.seed)
+    try:
+        result = run_point(point, args.results_dir, force=args.force, progress=not args.no_progress)
+    except Exception as err:
+        record_point_failure(point, args.results_dir, err, force=args.force)  # error.json, for `status`
+        raise
     if not result.metrics:
         return 0  # a non-main process under torchrun
     state = "already complete, skipped" if result.skipped else "done"

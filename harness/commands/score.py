@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="processes for ROUGE (default: %(default)s)")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    parser.add_argument("--train-counts", type=Path, help=".npy training-target token counts (rare-token metrics)")
+    parser.add_argument("--train-counts", type=Path, help="training-target token counts: a point's train_counts.npz, or a dense .npy array (rare-token metrics)")
     parser.add_argument("--tokenizer", type=Path, help="local tokenizer folder used to count --train-counts")
 
 
@@ -105,10 +105,10 @@ def _context(args: argparse.Namespace):
         return None
     from transformers import AutoTokenizer
 
-    from harness.io import read_npy
+    from harness.results import read_counts_file
 
-    counts = read_npy(args.train_counts, "save the counts again with numpy.save (a point's train_counts.npy: "
-                                         "rerun the point with --force)")
+    counts = read_counts_file(args.train_counts, "pass a point's train_counts.npz, or a dense array saved with "
+                                                 "numpy.save (a point's file: rerun the point with --force)")
     if not args.tokenizer.is_dir():
         raise HarnessError(f"{args.tokenizer} is not a folder", "pass a local tokenizer folder")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 HELP = "check task YAML files (all of tasks/ by default); exit 1 on any error"
 DESCRIPTION = """Load and type-check task definitions: YAML syntax (with the line of an error),
 unknown or misspelled keys, value types and ranges, prompt placeholders, embedded-builder options,
-metric names, and that each file in the tasks folder is named after its task. Prints OK or the
+metric names, the TrainingArguments fields under `training:` (as transformers builds them), and that each file in the tasks folder is named after its task. Prints OK or the
 errors per file, and exits 1 if any file has an error. Data is not downloaded.
 
 Example:
@@ -28,8 +28,11 @@ def check_file(path: Path, *, name_must_match: bool) -> str | None:
     from harness.errors import HarnessError
     from harness.task import load_task_file
 
+    from harness.runner.training import check_training_arguments
+
     try:
         task = check_source(load_task_file(path), str(path))  # the builder and its options too
+        check_training_arguments(task)  # the TrainingArguments fields it passes through, by transformers
     except HarnessError as err:
         return str(err)
     if name_must_match and task.name != path.stem:

@@ -156,15 +156,18 @@ def _align_special_ids(model, tokenizer, kind: str) -> None:
             config.decoder_start_token_id = start
 
 
-def load_model(ref: str, *, trust_remote_code: bool = False, dtype=None):
-    """(model, tokenizer, spec): causal -> AutoModelForCausalLM, seq2seq -> AutoModelForSeq2SeqLM."""
+def load_model(ref: str, *, trust_remote_code: bool = False, dtype=None, quantization_config=None):
+    """(model, tokenizer, spec): causal -> AutoModelForCausalLM, seq2seq -> AutoModelForSeq2SeqLM;
+    `quantization_config` loads the base quantized (QLoRA)."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     spec = resolve_model(ref, trust_remote_code=trust_remote_code)
     location = _location(spec)
     auto = AutoModelForSeq2SeqLM if spec.kind == "seq2seq" else AutoModelForCausalLM
     try:
-        model = auto.from_pretrained(location, trust_remote_code=trust_remote_code, dtype=_torch_dtype(dtype))
+        extra = {"quantization_config": quantization_config} if quantization_config is not None else {}
+        model = auto.from_pretrained(location, trust_remote_code=trust_remote_code, dtype=_torch_dtype(dtype),
+                                     **extra)
     except (OSError, ValueError) as err:
         raise HarnessError(f"cannot load model {ref!r} as a {spec.kind} LM: {err}",
                            "pdl-bench needs a decoder-only or encoder-decoder LM with saved weights") from err

@@ -1,12 +1,13 @@
 """Greedy generation, plain HF (dynamic cache, batch `plain_batch`) against the fast path
 (static cache, prompts left-padded to a PROMPT_BUCKET multiple, compiled by HF on CUDA, larger
-batches), on the same prompts; reports new tokens/s and how often the two agree."""
+batches), on the same prompts; reports new tokens/s, each path's peak memory (the KV cache and the
+last position's logits: HF's generate keeps no more, `logits_to_keep=1`) and how often the two agree."""
 
 from __future__ import annotations
 
 import torch
 
-from harness.perf.measure import synchronize
+from harness.perf.measure import peak_memory, rss_peak, synchronize
 from harness.runner.generation import PROMPT_BUCKET
 
 PAD = 0
@@ -51,6 +52,12 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> dict:
     return {"token_agreement": same / max(total, 1), "identical_rows": sum(ra == rb for ra, rb in zip(a, b)) / len(a)}
 
 
+def memory_peak(device: torch.device):
+    """The CUDA allocator's peak on a GPU; else this process's peak RSS above its RSS on entry
+    (after the warm-up calls, so the KV cache each path allocates per batch is what shows)."""
+    return peak_memory(device) if device.type == "cuda" else rss_peak()
+
+
 @torch.no_grad()
 def compare(model, prompts, *, plain_batch: int, fast_batch: int, new_tokens: int, device) -> dict:
     model = model.to(device).eval()
@@ -58,9 +65,13 @@ def compare(model, prompts, *, plain_batch: int, fast_batch: int, new_tokens: in
         model = model.to(torch.bfloat16)
     decode_all(model, prompts, fast_batch, new_tokens, device, fast=True)  # compiles the static graphs
     decode_all(model, prompts[:plain_batch], plain_batch, new_tokens, device, fast=False)
-    plain, plain_s = decode_all(model, prompts, plain_batch, new_tokens, device, fast=False)
-    fast, fast_s = decode_all(model, prompts, fast_batch, new_tokens, device, fast=True)
+    with memory_peak(device) as plain_peak:
+        plain, plain_s = decode_all(model, prompts, plain_batch, new_tokens, device, fast=False)
+    with memory_peak(device) as fast_peak:
+        fast, fast_s = decode_all(model, prompts, fast_batch, new_tokens, device, fast=True)
     produced = len(prompts) * new_tokens
     return {"plain_tokens_per_s": produced / plain_s, "fast_tokens_per_s": produced / fast_s,
+            "plain_peak_bytes": plain_peak["peak_bytes"], "fast_peak_bytes": fast_peak["peak_bytes"],
+            "memory": "cuda-allocator" if device.type == "cuda" else "cpu-rss-in-process",
             "plain_batch": plain_batch, "fast_batch": fast_batch, "new_tokens": new_tokens,
             "prompts": len(prompts), "dtype": str(next(model.parameters()).dtype), **agreement(plain, fast)}

@@ -104,6 +104,8 @@ MEMORY_KINDS = {
     "cuda-allocator": "CUDA allocator peak above the inputs, in this process",
     "cpu-rss": "CPU peak RSS above the inputs, each path in a fresh process "
                "(resident pages, allocator caching included; not a CUDA allocator peak)",
+    "cpu-rss-in-process": "CPU peak RSS above the RSS before the path, in this process after a warm-up "
+                          "call of each path (pages the warm-up left cached do not count)",
 }
 
 
@@ -162,13 +164,16 @@ def render(result: dict) -> str:
     if result["loss_memory"] or result.get("validation_memory"):
         lines += [""] + _loss_memory_lines(result["loss_memory"], result.get("validation_memory", []))
     if result["generation"]:
-        lines += ["", "| model | plain new tok/s (batch) | fast new tok/s (batch) | speed-up | token agreement | identical rows |",
-                  "|---|---|---|---|---|---|"]
+        kinds = dict.fromkeys(g.get("memory") for g in result["generation"] if g.get("memory"))
+        lines += [""] + [f"generation peak memory: {MEMORY_KINDS[kind]}" for kind in kinds]
+        lines += ["", "| model | plain new tok/s (batch) | fast new tok/s (batch) | speed-up | plain peak | fast peak | "
+                  "token agreement | identical rows |", "|---|---|---|---|---|---|---|---|"]
         for g in result["generation"]:
             lines.append(f"| {g['model']} | {g['plain_tokens_per_s']:,.0f} ({g['plain_batch']}) | "
                          f"{g['fast_tokens_per_s']:,.0f} ({g['fast_batch']}) | "
-                         f"{g['fast_tokens_per_s'] / g['plain_tokens_per_s']:.2f}x | {g['token_agreement']:.1%} | "
-                         f"{g['identical_rows']:.1%} |")
+                         f"{g['fast_tokens_per_s'] / g['plain_tokens_per_s']:.2f}x | "
+                         f"{_gib(g.get('plain_peak_bytes'))} | {_gib(g.get('fast_peak_bytes'))} | "
+                         f"{g['token_agreement']:.1%} | {g['identical_rows']:.1%} |")
     for e in result.get("errors", []):
         lines.append(f"FAILED {e['section']} {e['what']}: {e['error']}")
     return "\n".join(lines)

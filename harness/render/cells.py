@@ -64,17 +64,32 @@ def pair_grid(rows: Sequence[Comparison], *, headers: tuple[str, str] | None = N
     return Grid(names, [False] + [True] * (len(names) - 1), out)
 
 
+def delta_text(c: Comparison) -> str:
+    """`+0.43 [+0.363, +0.494]`: the delta and its interval as the arm table prints them, so a
+    sentence quoting a delta (the verdict page) shows the same digits as the table beside it."""
+    delta = format_delta(c.delta, DELTA_DIGITS)
+    interval = format_interval(c.ci_low, c.ci_high, DELTA_DIGITS)
+    return f"{delta} {interval}" if delta and interval else delta
+
+
+def duration_text(seconds: float) -> str:
+    """A compute time in words (`2 h 05 min`, `7 min 02 s`, `45 s`): whole seconds, because the
+    timings it sums are wall-clock measurements, not exact to a fraction of a second."""
+    total = round(float(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
 def arm_grid(rows: Sequence[Comparison]) -> Grid:
     """metric | arm | mean ± std | Δ [CI] | p | seeds | n, one row per (metric, arm); best mean in bold."""
     out = []
     for i, c in enumerate(rows):
         spread = f" ± {format_value(c.arm.std, SPREAD_DIGITS)}" if not is_missing(c.arm.std) else ""
-        delta = format_delta(c.delta, DELTA_DIGITS)
-        interval = format_interval(c.ci_low, c.ci_high, DELTA_DIGITS)
-        if delta and interval:
-            delta += f" {interval}"
         cells = [metric_label(c.metric, c.higher_is_better), c.arm.label,
-                 f"{format_value(c.arm.mean, VALUE_DIGITS)}{spread}", delta, format_p(c.p_value),
+                 f"{format_value(c.arm.mean, VALUE_DIGITS)}{spread}", delta_text(c), format_p(c.p_value),
                  str(c.arm.n_seeds), "" if c.n is None else str(int(c.n))]
         out.append(Row(cells, bold=(2,) if c.best else (), block_start=i == 0 or rows[i - 1].metric != c.metric))
     return Grid(list(ARM_HEADERS), [False, False] + [True] * 5, out, grouped=True)

@@ -2,7 +2,7 @@
 
 Layout (written by harness/runner): results/<task>/<model_slug>/<point>/ with config.json,
 metrics.json (written last: a point without it is incomplete), generations.jsonl, train_log.jsonl,
-provenance.json and train_counts.npy. Archived (`*.replaced-*`), staging (`*.forced-run`) and hidden
+provenance.json and train_counts.npz. Archived (`*.replaced-*`), staging (`*.forced-run`) and hidden
 folders (`.locks/`) are skipped (harness.store.is_point_folder_name decides).
 
 Points are grouped by task, model and the rest of the config minus loss, loss options and seed: only
@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.io import read_jsonl, read_npy
+from harness.io import read_jsonl
 from harness.results import (
-    CONFIG_FILE, GENERATIONS_FILE, METRICS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, Provenance, arm_labels,
-    read_config, read_metrics, read_provenance,
+    CONFIG_FILE, ERROR_FILE, GENERATIONS_FILE, METRICS_FILE, TRAIN_LOG_FILE, PointConfig, Provenance, arm_labels,
+    read_config, read_metrics, read_provenance, read_train_counts,
 )
-from harness.store import PointLock, PointStore, is_point_folder_name
+from harness.store import PointStore, is_point_folder_name, point_state
 
 # Top-level folders of results/ that hold reports, not tasks.
 OUTPUT_FOLDERS = frozenset({"tables", "figures", "perf"})
@@ -93,9 +93,8 @@ class Point:
         return read_jsonl(path) if path.is_file() else []
 
     def train_counts(self) -> np.ndarray | None:
-        path = self.path / TRAIN_COUNTS_FILE
         hint = "rerun the point with --force, or delete the file (its rare-token deltas are then skipped)"
-        return read_npy(path, hint) if path.is_file() else None
+        return read_train_counts(self.path, hint)
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,7 @@ class Group:
     config: dict[str, Any]  # the shared config (without loss, loss_options, seed)
     points: list[Point] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
+    distinction: str = ""  # what tells it from the other groups of its task and model, e.g. training.learning_rate=1e-05
 
     @property
     def seeds(self) -> list[int]:
@@ -159,8 +159,13 @@ class Group:
         return budget
 
     @property
+    def name(self) -> str:
+        """`task / model`, plus what sets it apart from the other groups of that task and model."""
+        return f"{self.task} / {self.model}" + (f" [{self.distinction}]" if self.distinction else "")
+
+    @property
     def title(self) -> str:
-        return f"{self.task} / {self.model} ({self.budget()})"
+        return f"{self.name} ({self.budget()})"
 
 
 @dataclass
@@ -199,15 +204,15 @@ def _read_point(path: Path) -> tuple[PointConfig | None, Point | Missing]:
 
 
 def unfinished_state(path: Path) -> str:
-    """Why a point has no metrics.json: its lock is held by a live process (running), or nobody
-    holds it any more (interrupted: a rerun of the same command resumes it)."""
-    lock = PointLock(PointStore(path))
-    held = lock.is_held_elsewhere()
-    if held:
-        return f"running ({lock.holder()})"
-    if held is None:
-        return "incomplete: no metrics.json (cannot probe its lock to tell running from interrupted)"
-    return "interrupted: no metrics.json and no process running it (rerun the same command to resume)"
+    """Why a point has no metrics.json, in words (harness.store.point_state decides): running (its
+    lock is held by a live process), failed (its last run left error.json), or interrupted (a rerun
+    of the same command resumes it)."""
+    state = point_state(PointStore(path))
+    if state.kind == "running":
+        return f"running ({state.detail})"
+    if state.kind == "failed":
+        return f"failed: {state.detail} (see {path / ERROR_FILE}; the same command retries it)"
+    return f"{state.kind}: {state.detail}"
 
 
 def collect(results_dir: Path) -> Collection:
@@ -237,7 +242,34 @@ def collect(results_dir: Path) -> Collection:
                            "expected results/<task>/<model>/<point>/metrics.json; run `pdl-bench bench` first "
                            "or pass the right --results-dir")
     ordered = sorted(groups.values(), key=lambda g: (g.task, g.model, g.budget(), g.key))
+    name_distinctions(ordered)
     return Collection(root, ordered, missing)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def name_distinctions(groups: list[Group]) -> None:
+    """Set each group's `distinction`: the config keys (task keys as --set writes them) whose values
+    differ between the groups of one task and model, so two tables of a learning-rate sweep are
+    told apart by their titles, not only by a hash."""
+    by_run: dict[tuple[str, str], list[Group]] = {}
+    for group in groups:
+        by_run.setdefault((group.task, group.model), []).append(group)
+    for siblings in by_run.values():
+        if len(siblings) < 2:
+            continue
+        flat = [_flat(g.config) for g in siblings]
+        keys = sorted({k for f in flat for k in f if len({f2.get(k) for f2 in flat}) > 1})
+        for group, values in zip(siblings, flat):
+            group.distinction = ", ".join(f"{k.removeprefix('task.')}={values.get(k, '-')}" for k in keys)
 
 
 def complete_groups(collection: Collection) -> list[Group]:

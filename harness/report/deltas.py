@@ -1,6 +1,6 @@
 """The paired delta of every arm of a group against the CE arm of the same seeds, read from the results tree.
 
-This module only gathers inputs (each point's generations.jsonl, the baseline's train_counts.npy,
+This module only gathers inputs (each point's generations.jsonl, the baseline's train_counts.npz,
 the model's tokenizer for rare-token metrics), checks that the arms are paired, and says in a
 footnote why a delta is missing; the statistic is harness.metrics.paired.compare_seeds. No model
 is loaded.
@@ -119,7 +119,7 @@ def _usable_metrics(names: list[str], counts_ok: bool, model: str, tokenizer, no
     if no_context:
         error = tokenizer()[1] if any("tokenize" in METRICS.get(n).needs for n in no_context) else None
         why = (f"the tokenizer of {model} could not be loaded ({error})" if error
-               else "train_counts.npy is missing")
+               else "train_counts.npz is missing")
         _note(notes, f"no delta CI for {', '.join(no_context)}: {why}.")
     if unknown:
         _note(notes, f"no delta CI for {', '.join(unknown)}: not a registered metric in this version.")

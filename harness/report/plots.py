@@ -22,6 +22,8 @@ DIVERSITY_METRICS = ["distinct-1", "distinct-2", "ngram-entropy-1", "ngram-entro
 QUALITY_METRICS = ["rouge1", "rouge2", "rougeL"]
 UNITS = {
     "rouge": "F1 × 100",
+    "bleu": "corpus, 0-100",
+    "chrf": "corpus, 0-100",
     "distinct": "unique / total n-grams",
     "ngram-entropy": "nats",
     "seq-rep": "repeated share",
@@ -63,7 +65,7 @@ def _family_label(loss: str, family: str, families: list[str]) -> str:
 
 
 def _title(fig: Figure, group: Group, what: str) -> None:
-    fig.suptitle(f"{what}\n{group.task} / {group.model}, {group.budget()}, seeds {','.join(map(str, group.seeds))}",
+    fig.suptitle(f"{what}\n{group.name}, {group.budget()}, seeds {','.join(map(str, group.seeds))}",
                  fontsize=10)
 
 

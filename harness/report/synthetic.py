@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.io import write_jsonl_atomic, write_npy_atomic
+from harness.io import write_jsonl_atomic
 from harness.results import (
-    GENERATIONS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, point_path,
-    write_record,
+    GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, point_path,
+    write_record, write_train_counts,
 )
 
 WORDS = ("the a of and to in is was he she it they king lord people city river house land day night said came "
@@ -68,7 +68,7 @@ def write_point(root: Path, task: dict[str, Any], model: str, loss: str, options
     write_jsonl_atomic(path / GENERATIONS_FILE, generations)
     write_jsonl_atomic(path / TRAIN_LOG_FILE, train_log or [])
     if train_counts is not None:
-        write_npy_atomic(path / TRAIN_COUNTS_FILE, np.asarray(train_counts, dtype=np.int64))
+        write_train_counts(path, train_counts)
     write_record(path, Provenance(seed=seed, init_hash="demo", data_order_hash=f"order{seed}",
                                   global_steps=global_steps, n_examples={"train": n_train, "test": len(generations)},
                                   world_size=1, precision="fp32"))

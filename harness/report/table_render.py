@@ -23,7 +23,7 @@ LEGEND = "↑/↓: higher/lower is better; bold: best mean per metric. "
 
 def caption(table: GroupTable) -> str:
     g = table.group
-    return f"{g.task} / {g.model}: {g.budget()}; seeds {', '.join(map(str, g.seeds))}"
+    return f"{g.name}: {g.budget()}; seeds {', '.join(map(str, g.seeds))}"
 
 
 def footnote_text(table: GroupTable) -> str:
@@ -42,7 +42,7 @@ def to_markdown(table: GroupTable) -> str:
     lines = [f"### {caption(table)}", "", markdown_table(arm_grid(table.rows)),
              "", LEGEND + footnote_text(table)]
     if table.ablation is not None:
-        lines += ["", f"#### Ablation over loss options ({table.group.task} / {table.group.model}), mean over seeds",
+        lines += ["", f"#### Ablation over loss options ({table.group.name}), mean over seeds",
                   "", markdown_table(ablation_grid(table.ablation))]
     return "\n".join(lines)
 

@@ -7,7 +7,7 @@ Delta intervals (docs/reporting.md):
   shared by every seed, each seed's delta recomputed and averaged). This measures test-set sampling
   noise of the seed-averaged effect; the ± std column shows seed-to-seed spread.
 Means and stds come from each point's metrics.json; deltas are recomputed from generations.jsonl
-(and train_counts.npy plus the model's tokenizer for rare-token metrics) by harness/report/deltas.py,
+(and train_counts.npz plus the model's tokenizer for rare-token metrics) by harness/report/deltas.py,
 so no model is loaded. The rows are harness.comparison records; table_render.py and html.py draw them.
 """
 

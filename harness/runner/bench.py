@@ -11,14 +11,15 @@ from typing import Any
 
 from harness.comparison import Comparison, from_paired
 from harness.errors import HarnessError
-from harness.io import read_jsonl, read_npy, write_json_atomic, write_text_atomic
+from harness.io import read_jsonl, write_json_atomic, write_text_atomic
 from harness.numbers import format_value
 from harness.render.cells import PHASES, pair_grid
 from harness.render.markdown import markdown_table
 from harness.runner.config import RunConfig
+from harness.runner.failure import record_point_failure
 from harness.runner.point import PointResult, run_point
 from harness.results import (
-    GENERATIONS_FILE, PAIRED_PROVENANCE, TRAIN_COUNTS_FILE, Provenance, arm_labels, pairing_problems, read_config,
+    GENERATIONS_FILE, PAIRED_PROVENANCE, Provenance, arm_labels, pairing_problems, read_config, read_train_counts,
 )
 
 
@@ -45,7 +46,9 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
         raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
                            "rerun both arms with the same task config")
     tokenizer = load_tokenizer(config_a.model, trust_remote_code=trust_remote_code)
-    counts = read_npy(a.path / TRAIN_COUNTS_FILE, "rerun that point with --force")
+    counts = read_train_counts(a.path, "rerun that point with --force")
+    if counts is None:
+        raise HarnessError(f"{a.path} has no training counts", "rerun that point with --force")
     context = MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
     paired = compare(
         [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], [r["reference"] for r in rows_a],
@@ -120,7 +123,11 @@ def bench(base: RunConfig, arms: list[tuple[str, dict[str, Any]]], results_dir: 
     results = []
     for loss, options in arms:
         run = base.model_copy(update={"loss": loss, "loss_options": options})
-        results.append(run_point(run, results_dir, force=force, progress=progress))
+        try:
+            results.append(run_point(run, results_dir, force=force, progress=progress))
+        except Exception as err:
+            record_point_failure(run, results_dir, err, force=force)  # error.json, for `status`
+            raise
     if not process_state().is_main_process:
         return []
     comparisons = []

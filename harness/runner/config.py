@@ -38,6 +38,10 @@ class RunConfig(BaseModel):
         "override a task key with a YAML value, type-checked, e.g. training.learning_rate=1e-4"))
     trust_remote_code: bool = Field(False, description=(
         "allow model and tokenizer code from the hub (off by default; only for repositories you trust)"))
+    push_to_hub: str | None = Field(None, description=(
+        "once the point is complete (now, if it already is), upload its kept model (or adapter) to "
+        "this hub repository, created private if missing; needs internet and `huggingface-cli login` "
+        "(checked before training)"))
     fast: Literal["auto", "on", "off"] = Field("auto", description=(
         "the optimised paths. auto: packed rows and a chunked loss in training everywhere, "
         "static-KV-cache generation on GPU only; on: static-KV-cache generation on CPU too; "

@@ -19,7 +19,7 @@ class RunPlan:
     chunked_loss: bool  # the training loss from the LM head's input in chunks, no [tokens, vocab] logits
     compile: bool  # torch.compile through the Trainer's `torch_compile`
     static_cache_generation: bool  # generate() with a static KV cache
-    precision: Literal["bf16", "fp32"]
+    precision: Literal["bf16", "fp16", "fp32"]
 
     @property
     def training_path(self) -> str:
@@ -60,8 +60,19 @@ def chunkable_head(model, is_encoder_decoder: bool) -> bool:
     return not is_encoder_decoder and isinstance(head, torch.nn.Linear) and head.bias is None
 
 
+def requested_precision(trainer_options: dict[str, Any]) -> str | None:
+    """The precision a task asks for with the TrainingArguments keys fp16/bf16 (None: auto)."""
+    if trainer_options.get("fp16") and trainer_options.get("bf16"):
+        raise HarnessError("training.fp16 and training.bf16 are both set", "set one of them")
+    if trainer_options.get("fp16"):
+        return "fp16"
+    if "bf16" in trainer_options:
+        return "bf16" if trainer_options["bf16"] else "fp32"
+    return None
+
+
 def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, cuda: bool | None = None,
-             bf16_supported: bool | None = None) -> RunPlan:
+             bf16_supported: bool | None = None, precision: str | None = None) -> RunPlan:
     """The plan for this model on this device.
 
     - Packed rows + chunked loss: on unless fast='off' (1.59x on the default CPU point with
@@ -69,7 +80,8 @@ def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, 
       the loss is chunked when it has the per-token form sum(w * nll) / divisor.
     - torch.compile: part of the fast path; auto = on CUDA only.
     - Static-cache generation: auto = on CUDA only (uncompiled on CPU it gains little); decoder-only.
-    - bf16 where CUDA supports it, else fp32.
+    - Precision: the task's request (training.bf16 / training.fp16, see requested_precision), else
+      bf16 where CUDA supports it, else fp32.
     """
     import torch
 
@@ -90,5 +102,5 @@ def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, 
         chunked_loss=packed and supports_chunking(loss),
         compile=packed and on_or_auto_on_gpu(compile, cuda),
         static_cache_generation=not is_encoder_decoder and on_or_auto_on_gpu(fast, cuda),
-        precision="bf16" if bf16_supported else "fp32",
+        precision=precision or ("bf16" if bf16_supported else "fp32"),
     )

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.io import write_jsonl_atomic, write_npy_atomic
+from harness.io import write_jsonl_atomic
 from harness.keyvalue import parse_key_value
 from harness.results import (
-    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_COUNTS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, point_path,
-    read_config, read_metrics, read_provenance, write_record,
+    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, point_path,
+    read_config, read_metrics, read_provenance, write_record, write_train_counts,
 )
 from harness.runner.config import RunConfig
-from harness.store import PointLock, PointStore, is_point_folder_name
+from harness.store import PointLock, PointStore, PointTaken, is_point_folder_name
 
 
 @dataclass
@@ -67,12 +67,14 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
     from harness.models import model_slug
     from harness.data.sources import check_source
     from harness.runner.plan import check_requests
+    from harness.runner.training import check_training_arguments
     from harness.task import apply_overrides, load_task
 
     task = check_source(apply_overrides(load_task(run.task), run.overrides))  # builder options filled in
     check_metric_names(task)
     model_ref, model_origin = choose_model(run, task)
     check_requests(run.fast, run.compile)
+    check_training_arguments(task)
     loss_options = validate_options(run.loss, run.loss_options).model_dump(mode="json")
     config = PointConfig(task=task.model_dump(mode="json"), model=model_ref, loss=run.loss,
                          loss_options=loss_options, seed=run.seed, data_dir=run.data_dir, fast=run.fast,
@@ -113,10 +115,11 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
 
     point = resolve(run, results_dir)
     store = point.store
+    check_this_host(point)
     state = process_state()
     if store.is_complete() and not force and state.num_processes == 1:
         store.claim(point.config)  # refuses a folder that holds another config
-        return _load_result(store, skipped=True)
+        return _pushed(point, _load_result(store, skipped=True))
     lock, decision, failure = None, "run", None
     if state.is_main_process:  # decides alone; every rank then follows (ranks may see different disks)
         try:
@@ -131,8 +134,11 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
             else:
                 store.claim(point.config)
         except Exception as err:  # noqa: BLE001 - whatever failed, every rank must hear the decision
-            decision, failure = "failed", err
+            decision, failure = ("taken" if isinstance(err, PointTaken) else "failed"), err
     decision = rank_zero_decision(state, decision)  # every rank follows the main process
+    if decision == "taken":
+        raise failure or PointTaken(f"{store.path} is being run by another process (see rank 0)",
+                                    "wait for it to finish; the lock is released when that process exits")
     if decision == "failed":
         if lock is not None:
             lock.release()
@@ -141,16 +147,16 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
     work = replace(point, store=store.staging()) if decision == "staged" else point
     try:
         if decision == "done":
-            return _load_result(store, skipped=True)
-        if decision == "staged" and state.is_main_process:
-            print(f"--force: rerunning in {work.store.path}; the earlier result stays until the rerun finishes",
-                  flush=True)
-        result = _execute(work, state, progress)
-        if decision == "staged" and state.is_main_process:
-            archived = store.replace_with(work.store)
-            print(f"--force: earlier results moved to {archived}", flush=True)
-            result = replace(result, path=store.path)
-        return result
+            result = _load_result(store, skipped=True)
+        else:
+            if decision == "staged" and state.is_main_process:
+                print(f"--force: rerunning in {work.store.path}; the earlier result stays until the rerun "
+                      "finishes", flush=True)
+            result = _execute(work, state, progress)
+            if decision == "staged" and state.is_main_process:
+                archived = store.replace_with(work.store)
+                print(f"--force: earlier results moved to {archived}", flush=True)
+                result = replace(result, path=store.path)
     except BaseException:
         if state.is_main_process:
             work.store.discard_if_unstarted()  # a bad input leaves no empty point folder behind
@@ -159,6 +165,31 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
         if lock is not None:
             lock.release()
         give_back_memory()  # the next point of a bench or sweep starts from what this one found
+    return _pushed(point, result) if state.is_main_process else result
+
+
+def check_this_host(point: ResolvedPoint) -> None:
+    """What only the machine that runs the point can tell (not the one that plans or submits a
+    sweep): QLoRA needs CUDA and bitsandbytes here; a push needs the hub from here."""
+    from harness.models.adapters import check_adapter_support
+    from harness.runner.keep import check_push
+
+    check_adapter_support(point.task.training.peft)
+    check_push(point.run.push_to_hub, point.task.training.keep)
+
+
+def _pushed(point: ResolvedPoint, result: PointResult) -> PointResult:
+    """Push the finished point's kept model when asked (--push-to-hub): after the point is
+    complete and in place, so a failed push costs no result; a finished point is pushed as it is."""
+    from harness.runner.keep import kept_model_folder, push_trained_model
+
+    if point.run.push_to_hub:
+        folder = kept_model_folder(result.path, point.task.training.peft is not None)
+        if not folder.is_dir():
+            raise HarnessError(f"--push-to-hub: {result.path} kept no model to push (it ran with training.keep none)",
+                               "rerun it with --force and the default --keep final")
+        print(f"pushed {folder} to {push_trained_model(folder, point.run.push_to_hub)}", flush=True)
+    return result
 
 
 def rank_zero_decision(state, decision: str) -> str:
@@ -191,6 +222,12 @@ def state_dict_hash(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def trainable_parameters(model) -> dict[str, int]:
+    """How many weights training updates, of how many (LoRA: the adapters only)."""
+    params = list(model.parameters())
+    return {"trainable": sum(p.numel() for p in params if p.requires_grad), "total": sum(p.numel() for p in params)}
+
+
 def quiet_library_progress_bars() -> None:
     """Keep the training and generation bars; drop the many per-map bars of datasets/transformers."""
     import datasets
@@ -206,9 +243,11 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
 
     from harness.data import load_splits, tokenize_for_generation
     from harness.models import load_model
+    from harness.models.adapters import add_adapters, quantization_config
     from harness.provenance import provenance
     from harness.runner.evaluation import validation_ce
     from harness.runner.generation import generate
+    from harness.runner.keep import save_trained_model
     from harness.runner.memory import Phases
     from harness.runner.training import prepare_training, release_training_state
 
@@ -218,11 +257,16 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         print(f"model: {point.model_ref} (from {point.model_origin})", flush=True)
     phases = Phases()
     set_seed(run.seed)
+    peft = task.training.peft
     with phases.phase("load"):
         splits = load_splits(task, data_dir=run.data_dir)  # first: data problems fail before a model loads
-        model, tokenizer, spec = load_model(point.model_ref, trust_remote_code=run.trust_remote_code)
-    is_encoder_decoder = spec.kind == "seq2seq"
-    init_hash = state_dict_hash(model)
+        model, tokenizer, spec = load_model(point.model_ref, trust_remote_code=run.trust_remote_code,
+                                            quantization_config=quantization_config(peft))
+        is_encoder_decoder = spec.kind == "seq2seq"
+        if peft is not None:
+            model = add_adapters(model, peft, seed=run.seed, is_encoder_decoder=is_encoder_decoder,
+                                 gradient_checkpointing=task.training.gradient_checkpointing)
+    init_hash = state_dict_hash(model)  # base and adapter: paired arms start from the same weights
 
     with phases.phase("train"):
         setup = prepare_training(
@@ -231,36 +275,38 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         )
         setup.trainer.train(resume_from_checkpoint=setup.resume_from)
     state.wait_for_everyone()
-    if not state.is_main_process:
-        return PointResult(store.path, {}, {}, skipped=False)
+    if task.training.keep != "none":
+        kept = save_trained_model(setup.trainer, store.path, peft=peft is not None)  # every rank takes part
     unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
     release_training_state(setup.trainer)
-    with phases.phase("validation"):
-        val_ce, validation_path = (validation_ce(unwrapped, tokenizer, setup.trainer.eval_dataset,
-                                                 is_encoder_decoder=is_encoder_decoder,
-                                                 chunked=setup.plan.packed_rows,
-                                                 batch_size=task.training.per_device_eval_batch_size)
-                                   if setup.has_validation else (None, None))
-
-    with phases.phase("generate"):
+    with phases.phase("generate"):  # on every process, each a share of the batches
         gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
         predictions = generate(
             unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
             is_encoder_decoder=is_encoder_decoder,
             batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
             fast=setup.plan.static_cache_generation,
+            process_index=state.process_index, num_processes=state.num_processes,
         )
+    if not state.is_main_process:
+        return PointResult(store.path, {}, {}, skipped=False)
+    with phases.phase("validation"):
+        val_ce, validation_path = (validation_ce(unwrapped, tokenizer, setup.trainer.eval_dataset,
+                                                 is_encoder_decoder=is_encoder_decoder,
+                                                 chunked=setup.plan.packed_rows,
+                                                 batch_size=task.training.per_device_eval_batch_size)
+                                   if setup.has_validation else (None, None))
     rows = [
         {"id": i, "source": s, "prediction": p, "reference": r}
         for i, s, p, r in zip(gen_ds["id"], splits["test"]["source"], predictions, gen_ds["reference"])
     ]
     write_jsonl_atomic(store.file(GENERATIONS_FILE), rows)
-    write_npy_atomic(store.file(TRAIN_COUNTS_FILE), setup.train_counts)
+    write_train_counts(store.path, setup.train_counts)
 
     with phases.phase("score"):
         metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
     metrics["validation_ce"] = val_ce
-    write_jsonl_atomic(store.file(TRAIN_LOG_FILE), setup.trainer.state.log_history)
+    write_jsonl_atomic(store.file(TRAIN_LOG_FILE), setup.trainer.state.log_history)  # as logged live, whole
     prov = {
         **provenance(),
         "seed": run.seed,
@@ -280,11 +326,13 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "timings": phases.seconds,
         "peak_memory": phases.record(),
         "torch_threads": torch.get_num_threads(),
+        "trainable_parameters": trainable_parameters(model),
+        "kept_model": kept.name if task.training.keep != "none" else None,
     }
     prov_record, metrics_record = Provenance.model_validate(prov), PointMetrics.model_validate(metrics)
     write_record(store.path, prov_record)
     write_record(store.path, metrics_record)  # last: marks the point complete
-    if not task.training.keep_checkpoints:
+    if task.training.keep != "checkpoints":
         shutil.rmtree(store.checkpoints, ignore_errors=True)
     return PointResult(store.path, metrics_record.model_dump(mode="json"), prov_record.model_dump(mode="json"),
                        skipped=False)

@@ -1,15 +1,22 @@
-"""Sweeps: every (loss, alpha, seed) point, skipping finished ones; optionally one process per GPU."""
+"""Sweeps on this machine: the grid of points, then every unfinished point in this process, or one
+`pdl-bench run` process at a time per GPU slot (--gpus). SLURM submission is harness/runner/slurm.py;
+both take their points and commands from harness/runner/launch.py."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import subprocess
-import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
 from harness.runner.config import RunConfig
+from harness.runner.launch import SweepPoint, point_command
+from harness.store import PointStore, PointTaken, failure_record, point_state
 
 
 def loss_has_alpha(loss: str) -> bool:
@@ -18,87 +25,166 @@ def loss_has_alpha(loss: str) -> bool:
     return "alpha" in LOSSES.get(loss).config_cls.model_fields
 
 
-def grid(base: RunConfig, losses: list[str], alphas: list[float], seeds: list[int]) -> list[RunConfig]:
-    """Losses without an alpha run once per seed; alpha losses once per (alpha, seed)."""
+def grid(base: RunConfig, losses: list[str], alphas: list[float], seeds: list[int],
+         axes: list[tuple[str, list[str]]] = ()) -> list[tuple[RunConfig, dict[str, Any]]]:
+    """Every point of losses x alphas x seeds x each --grid axis, with the settings that set it
+    apart. Losses without an alpha run once per seed; alpha losses once per (alpha, seed). A --grid
+    axis (task key, values as text) adds `key=value` to the point's overrides, exactly as --set."""
     bad = [a for a in alphas if a < 0]
     if bad:
         raise HarnessError(f"alpha must be >= 0, got {bad}", "alpha = 0 is plain CE; use values like 0,0.5,1")
+    keys = [key for key, _ in axes]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise HarnessError(f"--grid {repeated[0]} is given twice", f"list every value once: --grid {repeated[0]}=V1,V2")
+    if base.model is not None and "model" in keys:
+        raise HarnessError("--grid model=... and --model both choose the model",
+                           "drop --model, or drop model from --grid")
     points = []
-    for seed in seeds:
-        for loss in losses:
-            options_list: list[dict[str, Any]] = (
-                [{**base.loss_options, "alpha": a} for a in alphas] if loss_has_alpha(loss) else [base.loss_options]
-            )
-            for options in options_list:
-                points.append(base.model_copy(update={"loss": loss, "loss_options": options, "seed": seed}))
+    for combination in itertools.product(*(values for _, values in axes)):
+        chosen = dict(zip(keys, combination))
+        overrides = [*base.overrides, *(f"{key}={value}" for key, value in chosen.items())]
+        for seed in seeds:
+            for loss in losses:
+                options_list: list[dict[str, Any]] = (
+                    [{**base.loss_options, "alpha": a} for a in alphas] if loss_has_alpha(loss) else [base.loss_options]
+                )
+                for options in options_list:
+                    run = base.model_copy(update={"loss": loss, "loss_options": options, "seed": seed,
+                                                  "overrides": overrides})
+                    settings = {"loss": loss, **({"alpha": options["alpha"]} if "alpha" in options else {}),
+                                "seed": seed, **chosen}
+                    points.append((run, settings))
     return points
 
 
-def run_sweep(points: list[RunConfig], results_dir: Path, *, force: bool, progress: bool,
-              worker: int = 0, num_workers: int = 1) -> list[dict[str, Any]]:
-    """Run this worker's share of the points in order. Any failure of a point (a bad input, an
-    out-of-memory error, a corrupt file) is recorded and the sweep goes on with the next point;
-    only an interrupt (Ctrl-C, SIGTERM) stops it. Ends with a summary of every point. Under
-    torchrun, an error that is not the harness's own may have hit one rank only, so it ends the job
-    (torchrun stops every rank) rather than leave the other ranks waiting in a collective."""
+@dataclass(frozen=True)
+class Outcome:
+    """How one point of a launch ended: done, skipped (complete), failed, taken (another process
+    runs it) or interrupted; detail is one line (the error, the holder, the log)."""
+
+    label: str
+    state: str
+    detail: str = ""
+    path: str = ""
+
+
+def run_sweep(points: list[SweepPoint], results_dir: Path, *, force: bool, progress: bool) -> list[Outcome]:
+    """Run the points in this process, in order. Any failure of a point (a bad input, an
+    out-of-memory error, a corrupt file) is recorded in its error.json and the sweep goes on with
+    the next point; only an interrupt (Ctrl-C, SIGTERM) stops it. Under torchrun, an error that is
+    not the harness's own may have hit one rank only, so it ends the job (torchrun stops every
+    rank) rather than leave the other ranks waiting in a collective."""
+    from harness.runner import point as point_module
     from harness.runner.dist import process_state
+    from harness.runner.failure import record_point_failure
     from harness.runner.memory import give_back_memory
-    from harness.runner.point import run_point
 
     distributed = process_state().num_processes > 1
-    summary = []
-    for index, run in enumerate(points):
-        if index % num_workers != worker:
-            continue
-        label = f"{run.loss} {run.loss_options} seed={run.seed}"
+    outcomes = []
+    for index, point in enumerate(points, 1):
+        failed = False
         try:
-            result = run_point(run, results_dir, force=force, progress=progress)
-            state = "skipped (complete)" if result.skipped else "done"
-            summary.append({"point": label, "state": state, "path": str(result.path)})
-        except Exception as err:  # noqa: BLE001 - one point's failure must not end the sweep
+            result = point_module.run_point(point.run, results_dir, force=force, progress=progress)
+            outcome = Outcome(point.label, "skipped (complete)" if result.skipped else "done", path=str(result.path))
+        except PointTaken as err:
+            outcome = Outcome(point.label, "taken", err.message, str(point.path))
+        except Exception as err:
             if distributed and not isinstance(err, HarnessError):
                 raise  # may have hit one rank only: going on would leave the others in a collective
-            summary.append({"point": label, "state": f"failed: {first_line(err)}", "path": ""})
-        if summary and summary[-1]["state"].startswith("failed"):
+            record_point_failure(point.run, results_dir, err, force=force)
+            outcome, failed = Outcome(point.label, "failed", failure_record(err).first_line(), str(point.path)), True
+        if failed:
             give_back_memory()  # again outside the except block, whose traceback held the point's model
-        print(f"[{len(summary)}] {label}: {summary[-1]['state']}", flush=True)
-    print_summary(summary)
-    return summary
+        outcomes.append(outcome)
+        print(f"[{index}/{len(points)}] {outcome.label}: {outcome.state}"
+              + (f": {outcome.detail}" if outcome.detail else ""), flush=True)
+    return outcomes
 
 
-def first_line(err: BaseException) -> str:
-    """The error in one line: a HarnessError's message, else `Type: first line of the message`."""
-    if isinstance(err, HarnessError):
-        return err.message.splitlines()[0] if err.message else type(err).__name__
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+def gpu_slots(gpus: str, gpus_per_point: int) -> list[list[str]]:
+    """--gpus 0,1,2,3 with --gpus-per-point 2 -> [["0", "1"], ["2", "3"]]: the devices each point
+    process gets (a GPU left over is not used)."""
+    ids = [g.strip() for g in gpus.split(",") if g.strip()]
+    if gpus_per_point < 1 or len(ids) < gpus_per_point:
+        raise HarnessError(f"--gpus lists {len(ids)} GPU(s); each point needs --gpus-per-point {gpus_per_point}",
+                           "list at least as many GPUs as each point uses (and at least 1 per point)")
+    return [ids[start:start + gpus_per_point] for start in range(0, len(ids) - gpus_per_point + 1, gpus_per_point)]
 
 
-def print_summary(summary: list[dict[str, Any]]) -> None:
-    counts: dict[str, int] = {}
-    for row in summary:
-        kind = row["state"].split(" ")[0].rstrip(":")
-        counts[kind] = counts.get(kind, 0) + 1
-    print("sweep: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())), flush=True)
-    for row in summary:
-        if row["state"].startswith("failed"):
-            print(f"  FAILED {row['point']}: {row['state'][len('failed: '):]}", flush=True)
+def run_on_gpus(points: list[SweepPoint], results_dir: Path, *, force: bool, slots: list[list[str]]) -> list[Outcome]:
+    """Run each point as its own `python -m harness run ...` process (the command a SLURM array
+    task runs) on one slot of GPUs (CUDA_VISIBLE_DEVICES, see gpu_slots), one point per slot at a
+    time, the next point going to the first free slot. Stopping the parent (Ctrl-C, SIGTERM)
+    stops the children too, so none keeps running a point."""
+    gpus_per_point = len(slots[0])
+    work: queue.Queue[int] = queue.Queue()
+    for index in range(len(points)):
+        work.put(index)
+    running: set[subprocess.Popen] = set()
+    codes: dict[int, int] = {}
+    lock = threading.Lock()
 
+    def serve(slot: list[str]) -> None:  # one thread per slot: its next point as soon as it is free
+        while True:
+            try:
+                index = work.get_nowait()
+            except queue.Empty:
+                return
+            command = point_command(points[index].run, results_dir, force=force, gpus=gpus_per_point)
+            with lock:
+                child = subprocess.Popen(command, env={**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(slot)})
+                running.add(child)
+            codes[index] = child.wait()
+            with lock:
+                running.discard(child)
 
-def launch_per_gpu(argv: list[str], gpus: list[str]) -> int:
-    """One child process per GPU, each pinned with CUDA_VISIBLE_DEVICES and given a disjoint share.
-    Stopping the parent (Ctrl-C, SIGTERM) stops the children too, so none keeps running a point."""
-    children = []
+    print(f"{len(points)} point(s) over {len(slots)} slot(s) of {gpus_per_point} GPU(s): "
+          + " ".join(",".join(slot) for slot in slots), flush=True)
+    threads = [threading.Thread(target=serve, args=(slot,), daemon=True) for slot in slots]
     try:
-        for worker, gpu in enumerate(gpus):
-            cmd = [sys.executable, "-m", "harness", *argv, "--worker", str(worker), "--num-workers", str(len(gpus))]
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
-            children.append(subprocess.Popen(cmd, env=env))
-        codes = [child.wait() for child in children]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # a timed join keeps Ctrl-C / SIGTERM deliverable
     except KeyboardInterrupt:
+        while not work.empty():  # start nothing more
+            work.get_nowait()
+        with lock:
+            children = list(running)
         for child in children:
             child.terminate()
         for child in children:
             child.wait()
         raise
-    return max(codes) if codes else 0
+    return [outcome_of(p, codes.get(i)) for i, p in enumerate(points)]
+
+
+def outcome_of(point: SweepPoint, exit_code: int | None, ended: str = "") -> Outcome:
+    """The outcome of a point that ran in another process (a worker, a SLURM task), read from the
+    results tree: its folder's state decides, the exit code only says that something went wrong."""
+    state = point_state(PointStore(point.path))
+    if state.kind == "done":
+        return Outcome(point.label, "done", path=str(point.path))
+    if state.kind in ("failed", "running"):
+        return Outcome(point.label, "failed" if state.kind == "failed" else "taken", state.detail, str(point.path))
+    why = ended or (f"exit code {exit_code}" if exit_code is not None else "never ran")
+    return Outcome(point.label, "interrupted", f"{why}; no metrics.json and no error.json (rerun to resume)",
+                   str(point.path))
+
+
+def print_summary(outcomes: list[Outcome]) -> None:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        kind = outcome.state.split(" (")[0]  # "skipped (complete)" counts as skipped
+        counts[kind] = counts.get(kind, 0) + 1
+    print("sweep: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), flush=True)
+    for outcome in outcomes:
+        if outcome.state in ("failed", "interrupted", "taken"):
+            print(f"  {outcome.state.upper()} {outcome.label}: {outcome.detail}", flush=True)
+
+
+def exit_code(outcomes: list[Outcome]) -> int:
+    """1 when a point failed or was cut short; a point another process runs is not a failure."""
+    return 1 if any(o.state in ("failed", "interrupted") for o in outcomes) else 0

@@ -5,7 +5,8 @@ Three changes to the stock Trainer, each for the comparison's sake:
   so both arms see the same batches and we can record a hash of that order;
 - evaluation loss is plain token CE for every arm, so validation curves are comparable;
 - a non-finite training loss, or a non-finite gradient norm, stops the run with a clear error
-  before the optimizer applies the step, so every saved checkpoint holds finite weights.
+  before the optimizer applies the step, so every saved checkpoint holds finite weights (under fp16
+  an inf gradient norm is a loss-scale overflow: the scaler skips that step, as it should).
 
 On the fast path (`chunked_head=`), losses of the form sum(w * nll) / divisor are computed from the
 LM head's input with harness.losses.chunked: the model runs as usual (through any DDP wrapper), a
@@ -85,6 +86,8 @@ class PairedTrainer(Trainer):
         """The Trainer asks for the (global, all-rank) gradient norm right before the optimizer
         step: a NaN/inf norm stops the run there, so the bad update is neither applied nor saved."""
         grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        if getattr(self.accelerator, "scaler", None) is not None:
+            return grad_norm  # fp16: an inf norm is an overflow the loss scaler skips and backs off from
         value = grad_norm.item() if hasattr(grad_norm, "item") else grad_norm
         if value is not None and not math.isfinite(value):
             self._stop_non_finite(f"gradient norm became {value}")
@@ -117,7 +120,7 @@ def _safetensors_complete(path: Path) -> bool:
         return False
 
 
-def _weights_complete(folder: Path) -> bool:
+def weights_complete(folder: Path) -> bool:
     """Model (or adapter) weights are present and whole; a sharded checkpoint has every shard its
     index lists. FSDP's sharded state (pytorch_model_fsdp_*/) is taken as it is."""
     for name in SHARD_INDEXES:
@@ -142,7 +145,7 @@ def checkpoint_is_complete(folder: Path, step: int, extra_files: tuple[str, ...]
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (isinstance(state, dict) and state.get("global_step") == step and _weights_complete(folder)
+    return (isinstance(state, dict) and state.get("global_step") == step and weights_complete(folder)
             and all(_readable_npz(folder / name) if name.endswith(".npz") else (folder / name).is_file()
                     for name in extra_files))
 

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArguments
 
-from harness.io import write_npz_atomic
+from harness.io import append_jsonl, write_jsonl_atomic, write_npz_atomic
 from harness.runner.packing import PackedCollator
 from harness.runner.dist import use_cpu
-from harness.runner.plan import RunPlan, plan_run
+from harness.results import TENSORBOARD_FOLDER, TRAIN_LOG_FILE
+from harness.runner.plan import RunPlan, plan_run, requested_precision
 from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
 
 
@@ -77,13 +78,35 @@ def order_hash(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()[:16]
 
 
+def reporting(trainer_options: dict[str, Any]) -> tuple[list[str] | str, bool]:
+    """(report_to for the Trainer, whether pdl-bench adds TensorBoard itself). TensorBoard is taken
+    out of report_to and written by our own callback into <point>/tensorboard, so its event files
+    stay with the point (the Trainer's default folder is inside the checkpoints, which are deleted)."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    report_to = trainer_options.get("report_to", "none")
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    if "all" in names:  # every installed tracker, TensorBoard among them: written here as below
+        names = get_available_reporting_integrations()
+    if "tensorboard" not in names:
+        return report_to, False
+    rest = [name for name in names if name != "tensorboard"]
+    return rest or "none", True
+
+
 def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_validation: bool,
-                       plan: RunPlan | None = None, checkpoints_kept: int = 1) -> TrainingArguments:
+                       plan: RunPlan | None = None, checkpoints_kept: int | None = 1,
+                       probe: bool = False) -> TrainingArguments:
     """The task's budget as TrainingArguments; `plan` (None: fp32, eager) sets precision and compile.
-    A stateful loss keeps 2 checkpoints: the Trainer rotates the older one out before the loss's
-    state is written into the newer, and a kill in between must leave one to resume from."""
+    Any other TrainingArguments field the task sets (harness.trainer_options) passes through as is
+    (over our defaults for logging_first_step and dataloader_num_workers). checkpoints_kept None
+    keeps every checkpoint. probe: only check the values, touching no device (CPU, no tf32), so a
+    login node without GPUs can plan a GPU sweep."""
     budget = task.training
     evaluate_during = has_validation and bool(budget.eval_steps)
+    skipped = ("bf16", "fp16", "report_to") + (("tf32",) if probe else ())
+    passthrough = {k: v for k, v in budget.trainer_options.items() if k not in skipped}
+    precision = plan.precision if plan is not None else "fp32"
     return TrainingArguments(
         output_dir=str(output_dir),
         seed=seed,
@@ -102,22 +125,80 @@ def training_arguments(task, output_dir: Path, seed: int, progress: bool, has_va
         fsdp_config=budget.fsdp_config,
         lr_scheduler_type=budget.lr_scheduler_type,
         logging_steps=budget.logging_steps,
-        logging_first_step=True,
         eval_strategy="steps" if evaluate_during else "no",
         eval_steps=budget.eval_steps if evaluate_during else None,
         save_strategy="steps",
         save_steps=budget.save_steps or DEFAULT_SAVE_STEPS,
         save_total_limit=checkpoints_kept,
-        bf16=plan is not None and plan.precision == "bf16",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         torch_compile=plan is not None and plan.compile,  # once per point; packed rows vary in shape
-        use_cpu=use_cpu(),  # lets torchrun form a gloo group on CPU-only machines
-        report_to=[],
+        use_cpu=probe or use_cpu(),  # lets torchrun form a gloo group on CPU-only machines
+        report_to=reporting(budget.trainer_options)[0],
         # Data order is fixed by our seeded shuffle; both arms read it in the same sequence.
         train_sampling_strategy="sequential",
-        dataloader_num_workers=0,
         disable_tqdm=not progress,
         remove_unused_columns=True,
+        **{"logging_first_step": True, "dataloader_num_workers": 0, **passthrough},
     )
+
+
+def check_training_arguments(task) -> None:
+    """Build the task's TrainingArguments once before anything loads, and check its trackers, so
+    a value transformers rejects (an unknown optimizer, an uninstalled tracker) fails in seconds."""
+    import tempfile
+
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    from harness.errors import HarnessError
+
+    report_to = task.training.trainer_options.get("report_to", "none")
+    for name in [report_to] if isinstance(report_to, str) else list(report_to or []):
+        if name in ("none", "all"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise HarnessError(f"training.report_to: unknown tracker {name!r}",
+                               f"use one of: none, all, {', '.join(sorted(INTEGRATION_TO_CALLBACK))}")
+        if name not in get_available_reporting_integrations():
+            raise HarnessError(f"training.report_to: {name} is not installed in this environment",
+                               f"pip install {name.replace('_', '-')}, or report to tensorboard (installed)")
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            training_arguments(task, Path(scratch), seed=0, progress=False, has_validation=True,
+                               plan=_precision_only_plan(task), probe=True)
+        except (ValueError, TypeError, ImportError, RuntimeError) as err:
+            raise HarnessError(f"transformers.TrainingArguments rejects the task's training keys: {err}",
+                               "fix the training key it names (e.g. --set training.optim=adamw_torch)") from err
+
+
+def _precision_only_plan(task) -> RunPlan:
+    return RunPlan(packed_rows=False, chunked_loss=False, compile=False, static_cache_generation=False,
+                   precision=requested_precision(task.training.trainer_options) or "fp32")
+
+
+class LiveTrainLog(TrainerCallback):
+    """train_log.jsonl grows as training goes (`tail -f` shows progress; a killed run keeps its
+    curve). At the start it is rewritten from the Trainer's history, which on resume is the
+    checkpoint's, so entries logged after that checkpoint by a killed run are not repeated."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            write_jsonl_atomic(self.path, state.log_history)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and state.log_history:
+            append_jsonl(self.path, state.log_history[-1])
+
+
+def tensorboard_callback(folder: Path):
+    """The Trainer's own TensorBoard callback, writing into `folder` (<point>/tensorboard)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(folder)))
 
 
 def release_training_state(trainer) -> None:
@@ -173,10 +254,10 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
     loss_fn = build_loss(run.loss, point.loss_options, context)
     eval_fn = build_loss("ce", {}, context)
 
-    if task.training.freeze_embeddings:
+    if task.training.freeze_embeddings and task.training.peft is None:  # peft has frozen the whole base
         freeze_embeddings(model)
     plan = plan_run(fast=run.fast, compile=run.compile, model=model, is_encoder_decoder=is_encoder_decoder,
-                    loss=loss_fn)
+                    loss=loss_fn, precision=requested_precision(task.training.trainer_options))
     if plan.packed_rows:
         collator = PackedCollator(pad_token_id=tokenizer.pad_token_id)
     else:
@@ -184,8 +265,12 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
             tokenizer, model=model if is_encoder_decoder else None, label_pad_token_id=-100, padding=True,
         )
     stateful = hasattr(loss_fn, "state_dict")
+    # keep=checkpoints: all of them. Else the last one, or two for a stateful loss: the Trainer
+    # rotates the older one out before the loss's state is written into the newer, and a kill in
+    # between must leave one to resume from.
+    kept = None if task.training.keep == "checkpoints" else (2 if stateful else 1)
     args = training_arguments(task, store.checkpoints, run.seed, progress, has_validation, plan,
-                              checkpoints_kept=2 if stateful else 1)
+                              checkpoints_kept=kept)
     trainer = PairedTrainer(
         model=model,
         args=args,
@@ -200,6 +285,10 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
     )
     if stateful:
         trainer.add_callback(SaveLossState(loss_fn))
+    if trainer.is_world_process_zero():
+        trainer.add_callback(LiveTrainLog(store.file(TRAIN_LOG_FILE)))
+        if reporting(task.training.trainer_options)[1]:
+            trainer.add_callback(tensorboard_callback(store.file(TENSORBOARD_FOLDER)))
     if os.environ.get(KILL_AFTER_SAVE_ENV):
         trainer.add_callback(KillAfterSave(int(os.environ[KILL_AFTER_SAVE_ENV])))
     resume = last_complete_checkpoint(store.checkpoints, (LOSS_STATE_FILE,) if stateful else ())

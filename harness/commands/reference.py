@@ -1,0 +1,59 @@
+"""`pdl-bench reference`: run the reference sweep's unfinished points, then rebuild the verdict page."""
+
+from pathlib import Path
+
+HELP = "run the reference sweep (results/reference/plan.yaml) and rebuild the verdict page docs/results.md"
+DESCRIPTION = """\
+Read the reference plan (<results-dir>/plan.yaml: tasks, arms, seeds), run every planned point
+that is not complete yet (finished points are skipped; a failed point is recorded in its
+error.json and the others go on), then rebuild the verdict page from the results tree alone:
+per task the mean ± std table with paired deltas against CE (95% CI, p), diversity against alpha,
+the quality-diversity plane, the rare-token profile, example outputs, verdict sentences written
+by fixed rules from the numbers, and every missing point with its reason. The page and its
+figures are byte-identical when rebuilt from the same tree. `make reference` runs this command.
+
+examples:
+  pdl-bench reference
+  pdl-bench reference --no-run          # only rebuild docs/results.md from the committed tree
+"""
+
+DEFAULT_RESULTS = Path("results/reference")
+DEFAULT_OUT = Path("docs/results.md")
+DEFAULT_FIGURES = Path("docs/results")
+
+
+def add_arguments(parser):
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
+                        help=f"the reference tree, holding plan.yaml (default: {DEFAULT_RESULTS})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the verdict page (default: {DEFAULT_OUT})")
+    parser.add_argument("--figures-dir", type=Path, default=DEFAULT_FIGURES,
+                        help=f"where the page's PNG figures go (default: {DEFAULT_FIGURES})")
+    parser.add_argument("--no-run", action="store_true",
+                        help="run nothing: only rebuild the page from the points already in the tree")
+
+
+def run(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from harness.reference_plan import read_plan
+    from harness.report.verdict import build_verdict
+
+    plan = read_plan(args.results_dir)
+    outcomes = None
+    if not args.no_run:
+        # ---- the running part: harness.runner.reference runs the unfinished planned points ----
+        from harness.runner.reference import run_reference_points
+        from harness.runner.sweep import print_summary
+
+        outcomes = run_reference_points(plan, args.results_dir, progress=True)
+        if outcomes:
+            print_summary(outcomes)
+    page = build_verdict(args.results_dir, plan, args.out, args.figures_dir)
+    print(f"written: {page.out} and {len(page.figures)} figures under {args.figures_dir} "
+          f"({page.complete} of {page.planned} planned points complete)")
+    if outcomes is None:
+        return 0
+    from harness.runner.sweep import exit_code
+
+    return exit_code(outcomes)
