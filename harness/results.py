@@ -53,7 +53,7 @@ IDENTITY_OMITTED_AT = {"training.peft": None}
 # What may differ between the points of one comparison (its arms and seeds); the rest must match.
 NON_SHARED_KEYS = ("loss", "loss_options", "seed")
 # Recorded facts about a run that paired arms must share (beyond their configs).
-PAIRED_PROVENANCE = ("init_hash", "data_order_hash", "seed", "precision", "training_path", "world_size")
+PAIRED_PROVENANCE = ("init_hash", "data_order_hash", "seed", "precision", "batching", "world_size")
 
 
 class _Record(BaseModel):
@@ -169,6 +169,19 @@ class Provenance(BaseModel):
     n_examples: dict[str, int | None] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per phase: load_s, train_s, ...
     peak_memory: dict[str, Any] = Field(default_factory=dict)  # harness.runner.memory.Phases.record()
+
+    @property
+    def batching(self) -> str | None:
+        """How the training batches were formed (packed rows or padded batches; compiled or not):
+        the part of the training path that paired arms must share. Whether the loss was computed
+        in chunks is not part of it: a loss without the per-token weighted form (unlikelihood)
+        needs the full logits, and both ways compute the same loss. Records without the run
+        plan fall back to the whole training path."""
+        plan = (self.model_extra or {}).get("plan")
+        if not (isinstance(plan, dict) and "packed_rows" in plan):
+            return self.training_path
+        return ("packed rows" if plan["packed_rows"] else "padded batches") + (
+            ", torch.compile" if plan.get("compile") else "")
 
 
 class PointError(_Record):
@@ -308,7 +321,7 @@ def pairing_problems(config_a: PointConfig, provenance_a: Provenance,
                      config_b: PointConfig, provenance_b: Provenance) -> list[str]:
     """Why two arms may not be compared (an empty list when they may): their identities must
     differ only in the loss and its options, and what was recorded when they ran (initial weights,
-    data order, seed, precision, training path, processes) must match. The one rule for `bench`,
+    data order, seed, precision, how batches were formed, processes) must match. The one rule for `bench`,
     the tables, figures and report."""
     shared_a, shared_b = config_a.shared(), config_b.shared()
     problems = [f"configs differ in {key}" for key in sorted(set(shared_a) | set(shared_b))

@@ -81,6 +81,16 @@ def test_one_pairing_rule():
     assert pairing_problems(config, prov, lr, prov) == ["configs differ in task"]
     bf16 = prov.model_copy(update={"precision": "bf16"})
     assert pairing_problems(config, prov, pdl, bf16) == ["precision differs (fp32 vs bf16)"]
+    # the loss computed in chunks or from full logits (a loss without the weighted form): still paired;
+    # packed rows against padded batches: not
+    plans = {name: Provenance.model_validate({**prov.model_dump(), "training_path": path, "plan": plan})
+             for name, path, plan in (
+                 ("chunked", "fast (packed rows, chunked loss)", {"packed_rows": True, "compile": False}),
+                 ("full", "fast (packed rows, full logits)", {"packed_rows": True, "compile": False}),
+                 ("plain", "plain (padded batches, full logits)", {"packed_rows": False, "compile": False}))}
+    assert pairing_problems(config, plans["chunked"], pdl, plans["full"]) == []
+    assert pairing_problems(config, plans["chunked"], pdl, plans["plain"]) == [
+        "batching differs (packed rows vs padded batches)"]
     assert PointMetrics.model_validate({"metrics": {}, "n_test": 0}).rare_token_profile.buckets == []
 
 

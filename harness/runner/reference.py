@@ -12,11 +12,12 @@ from harness.runner.config import RunConfig
 
 
 def reference_points(plan: ReferencePlan) -> list[tuple[RunConfig, dict[str, Any]]]:
-    """(run, settings) per point, task by task, then seed, then arm: the order they run in, so
-    whole seeds of a task finish first and the page can show them while the rest runs."""
+    """(run, settings) per point, seed by seed, then task, then arm: the order they run in, so
+    every task has a whole seed (all arms, paired) early and the page shows all of them while the
+    other seeds run."""
     points = []
-    for task in plan.tasks:
-        for seed in plan.seeds:
+    for seed in plan.seeds:
+        for task in plan.tasks:
             for arm in plan.arms:
                 run = RunConfig(task=task, loss=arm.loss, loss_options=dict(arm.options), seed=seed,
                                 overrides=list(plan.overrides))
