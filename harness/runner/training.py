@@ -78,18 +78,23 @@ def order_hash(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()[:16]
 
 
+def report_to_names(trainer_options: dict[str, Any]) -> list[str]:
+    """The task's report_to as a list of names (TrainingArguments takes a name or a list)."""
+    report_to = trainer_options.get("report_to", "none")
+    return [report_to] if isinstance(report_to, str) else list(report_to or [])
+
+
 def reporting(trainer_options: dict[str, Any]) -> tuple[list[str] | str, bool]:
     """(report_to for the Trainer, whether pdl-bench adds TensorBoard itself). TensorBoard is taken
     out of report_to and written by our own callback into <point>/tensorboard, so its event files
     stay with the point (the Trainer's default folder is inside the checkpoints, which are deleted)."""
     from transformers.integrations import get_available_reporting_integrations
 
-    report_to = trainer_options.get("report_to", "none")
-    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    names = report_to_names(trainer_options)
     if "all" in names:  # every installed tracker, TensorBoard among them: written here as below
         names = get_available_reporting_integrations()
     if "tensorboard" not in names:
-        return report_to, False
+        return trainer_options.get("report_to", "none"), False
     rest = [name for name in names if name != "tensorboard"]
     return rest or "none", True
 
@@ -152,8 +157,7 @@ def check_training_arguments(task) -> None:
 
     from harness.errors import HarnessError
 
-    report_to = task.training.trainer_options.get("report_to", "none")
-    for name in [report_to] if isinstance(report_to, str) else list(report_to or []):
+    for name in report_to_names(task.training.trainer_options):
         if name in ("none", "all"):
             continue
         if name not in INTEGRATION_TO_CALLBACK:
