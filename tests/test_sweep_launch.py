@@ -196,12 +196,14 @@ def test_status_without_a_recorded_sweep_says_so(tmp_path, capsys):
     assert main(["status", "--results-dir", str(tmp_path / "missing")]) == 2
 
 
-def test_a_failure_record_outside_a_sweep_names_the_run(task_file, tmp_path, capsys, monkeypatch):  # noqa: F811
-    """`pdl-bench run` records its failure too (what a SLURM task runs), with the SLURM job ids."""
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_a_failure_record_outside_a_sweep_names_the_run(task_file, tmp_path, capsys, monkeypatch, command):  # noqa: F811
+    """`pdl-bench run` (what a SLURM task runs) and `bench` record their failure too, with the
+    SLURM job ids; bench stops at its first arm's failure."""
     results = tmp_path / "results"
     for name, value in (("SLURM_JOB_ID", "78"), ("SLURM_ARRAY_JOB_ID", "76"), ("SLURM_ARRAY_TASK_ID", "2")):
         monkeypatch.setenv(name, value)
-    code = main(["run", "--task", str(task_file), "--model", str(tmp_path / "missing-model"),
+    code = main([command, "--task", str(task_file), "--model", str(tmp_path / "missing-model"),
                  "--results-dir", str(results)])
     assert code == 2 and "missing-model" in capsys.readouterr().err
     [folder] = point_folders(results)

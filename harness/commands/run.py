@@ -32,16 +32,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from harness.runner.failure import record_point_failure
-    from harness.runner.point import run_point
+    from harness.runner.failure import run_point_or_record_failure
 
     options = {"alpha": args.alpha} if args.alpha is not None else {}
     point = run_config(args, args.loss, options, args.seed)
-    try:
-        result = run_point(point, args.results_dir, force=args.force, progress=not args.no_progress)
-    except Exception as err:
-        record_point_failure(point, args.results_dir, err, force=args.force)  # error.json, for `status`
-        raise
+    result = run_point_or_record_failure(point, args.results_dir, force=args.force,
+                                         progress=not args.no_progress)
     if not result.metrics:
         return 0  # a non-main process under torchrun
     state = "already complete, skipped" if result.skipped else "done"

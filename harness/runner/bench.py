@@ -16,8 +16,8 @@ from harness.numbers import format_value
 from harness.render.cells import PHASES, pair_grid
 from harness.render.markdown import markdown_table
 from harness.runner.config import RunConfig
-from harness.runner.failure import record_point_failure
-from harness.runner.point import PointResult, run_point
+from harness.runner.failure import run_point_or_record_failure
+from harness.runner.point import PointResult
 from harness.results import (
     GENERATIONS_FILE, PAIRED_PROVENANCE, Provenance, arm_labels, pairing_problems, read_config, read_train_counts,
 )
@@ -123,11 +123,7 @@ def bench(base: RunConfig, arms: list[tuple[str, dict[str, Any]]], results_dir: 
     results = []
     for loss, options in arms:
         run = base.model_copy(update={"loss": loss, "loss_options": options})
-        try:
-            results.append(run_point(run, results_dir, force=force, progress=progress))
-        except Exception as err:
-            record_point_failure(run, results_dir, err, force=force)  # error.json, for `status`
-            raise
+        results.append(run_point_or_record_failure(run, results_dir, force=force, progress=progress))
     if not process_state().is_main_process:
         return []
     comparisons = []

@@ -16,6 +16,18 @@ from harness.runner.config import RunConfig
 from harness.store import PointLock, PointTaken, failure_record
 
 
+def run_point_or_record_failure(run: RunConfig, results_dir: Path, *, force: bool, progress: bool):
+    """`run_point`, and on any exception its error.json (for `status`) before the error goes on:
+    the one wrapper `run` and `bench` share, so a failed point looks the same whichever ran it."""
+    from harness.runner.point import run_point
+
+    try:
+        return run_point(run, results_dir, force=force, progress=progress)
+    except Exception as err:
+        record_point_failure(run, results_dir, err, force=force)
+        raise
+
+
 def record_point_failure(run: RunConfig, results_dir: Path, err: BaseException, *, force: bool) -> Path | None:
     """Write error.json for the point whose run raised `err` (any exception: a HarnessError, an
     out-of-memory error, a RuntimeError) and return it. Nothing is recorded when another process
