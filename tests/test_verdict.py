@@ -63,12 +63,13 @@ def profile(richness: float) -> dict:
                                                                     [0.5, 0.3, 0.2]))]}
 
 
-def add_point(root: Path, task: str, loss: str, options: dict, seed: int, *, complete: bool = True) -> Path:
+def add_point(root: Path, task: str, loss: str, options: dict, seed: int, *, complete: bool = True,
+              rows: list[dict] | None = None) -> Path:
     """One point as the runner writes it: loss options resolved by the loss's schema, provenance
     with timings and device, metrics.json scored from the generations (or none: unfinished)."""
     resolved = validate_options(loss, options).model_dump(mode="json")
     arm = (loss, options.get("alpha"))
-    rows = generations(arm, seed)
+    rows = generations(arm, seed) if rows is None else rows
     values = None
     if complete:
         results = score([r["prediction"] for r in rows], [r["reference"] for r in rows],
@@ -175,6 +176,30 @@ def test_verdict_sentences_follow_the_numbers(page):
     assert "| style | pdl(alpha=0.25) | distinct-2 +" in headline
     assert "| style | pdl(alpha=1) | distinct-2 +0 [+0, +0] | bleu +0 [+0, +0] | no difference the test can resolve |" \
         in headline
+
+
+def test_empty_outputs_are_named_in_the_sentence_and_the_headline(tmp_path):
+    """An arm that generates nothing (pdl-official on the real tasks) is named as such: its deltas
+    alone would read as "less diverse, worse", not "silent"; a baseline with empty outputs too."""
+    plan = {**PLAN, "tasks": ["style"], "arms": [{"loss": "ce"}, {"loss": "pdl-official"}, {"loss": "face"}],
+            "seeds": [0]}
+    ce_rows = generations(("ce", None), 0)
+    ce_rows[0] = {**ce_rows[0], "prediction": ""}
+    add_point(tmp_path, "style", "ce", {}, 0, rows=ce_rows)
+    silent = [{**r, "prediction": " " if i % 2 else ""} for i, r in enumerate(generations(("ce", None), 0))]
+    add_point(tmp_path, "style", "pdl-official", {}, 0, rows=silent)
+    add_point(tmp_path, "style", "face", {}, 0)
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan), encoding="utf-8")
+    text = build(tmp_path, tmp_path / "out").out.read_text(encoding="utf-8")
+    body = section(text, "style")
+    assert f"- `ce` (the baseline): 1 of its {N_TEST} test outputs are empty." in body
+    [official] = [line for line in body.splitlines() if line.startswith("- `pdl-official")]
+    assert official.endswith(f"{N_TEST} of its {N_TEST} test outputs are empty.")
+    [face] = [line for line in body.splitlines() if line.startswith("- `face`")]
+    assert "empty" not in face
+    headline = text.split("## Headline", 1)[1].split("\n## ", 1)[0]
+    assert f"({N_TEST} of {N_TEST} outputs empty) |" in headline
+    assert headline.count("outputs empty") == 1
 
 
 def row(delta, low, high, higher_is_better=True):

@@ -338,19 +338,35 @@ def write_task_figures(verdict: TaskVerdict, figures_dir: Path) -> dict[str, Pat
 # ----------------------------------------------------------------- Markdown
 
 
+def empty_outputs(points: list[Point], arm: Arm) -> tuple[int, int]:
+    """(empty, all) test outputs of an arm's complete points, over its seeds. An arm that generates
+    nothing has low diversity and quality, but its deltas alone do not say why: the page names it."""
+    predictions = [row.get("prediction") or "" for p in points if p.arm == arm for row in p.generations()]
+    return sum(not text.strip() for text in predictions), len(predictions)
+
+
+def empty_words(points: list[Point], arm: Arm) -> str:
+    """' N of M test outputs are empty.' where any is, else ''."""
+    empty, total = empty_outputs(points, arm)
+    return f" {empty} of its {total} test outputs are empty." if empty else ""
+
+
 def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
-    """One sentence per non-baseline arm of the plan, in plan order."""
+    """One sentence per non-baseline arm of the plan, in plan order (the baseline gets one only
+    when some of its outputs are empty, which every delta against it inherits)."""
     if verdict.diversity is None:
         return ["No diversity metric of " + ", ".join(DIVERSITY_PREFERENCE) + " is scored by this task: no verdict."]
-    seeds = verdict.results.group.seeds
+    group = verdict.results.group
     lines = []
+    if baseline_empty := empty_words(group.points, arms[0]):
+        lines.append(f"`{verdict.labels[arms[0]]}` (the baseline):{baseline_empty}")
     for arm in arms[1:]:
         div_row = verdict.row(verdict.diversity, arm)
         text = arm_sentence(verdict.labels[arm], verdict.diversity, div_row, verdict.quality,
                             verdict.row(verdict.quality, arm))
-        if div_row is not None and div_row.paired_seeds and list(div_row.paired_seeds) != seeds:
+        if div_row is not None and div_row.paired_seeds and list(div_row.paired_seeds) != group.seeds:
             text += f" Paired on seed(s) {', '.join(map(str, div_row.paired_seeds))} only."
-        lines.append(text)
+        lines.append(text + empty_words(group.points, arm))
     return lines
 
 
@@ -360,11 +376,14 @@ def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
     for v in verdicts:
         for arm in arms[1:]:
             div_row, q_row = v.row(v.diversity, arm), v.row(v.quality, arm)
+            reading = (headline_reading(v.diversity, div_row, v.quality, q_row) if v.diversity
+                       else "not measured yet" if v.table is None else "no verdict")
+            empty, total = empty_outputs(v.results.group.points, arm) if v.table is not None else (0, 0)
+            if empty:
+                reading += f" ({empty} of {total} outputs empty)"
             cells = [v.results.task, v.labels[arm],
                      f"{v.diversity} {delta_text(div_row)}" if div_row is not None and v.diversity else "",
-                     f"{v.quality} {delta_text(q_row)}" if q_row is not None and v.quality else "",
-                     headline_reading(v.diversity, div_row, v.quality, q_row) if v.diversity
-                     else "not measured yet" if v.table is None else "no verdict"]
+                     f"{v.quality} {delta_text(q_row)}" if q_row is not None and v.quality else "", reading]
             rows.append(Row(cells, block_start=arm == arms[1]))
     return Grid(["task", "arm", f"diversity Δ vs {BASELINE_LOSS} [95% CI]", f"quality Δ vs {BASELINE_LOSS} [95% CI]",
                  "reading"], [False, False, True, True, False], rows)
