@@ -10,6 +10,8 @@
 # `start` is idempotent: when the cluster already runs it only checks that it takes a job.
 # On failure it prints one line "slurm_local: ..." to stderr and exits non-zero.
 set -euo pipefail
+# The daemons (slurmctld, slurmd, munged) live in /usr/sbin, which a minimal PATH (env -i, CI) lacks.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 PARTITION="${SLURM_LOCAL_PARTITION:-debug}"
 CLUSTER_NAME="pdl-local"
