@@ -292,6 +292,14 @@ class TaskVerdict:
     diversity: str | None
     labels: dict[Arm, str]
     figures: dict[str, Path] = field(default_factory=dict)
+    _empty: dict[Arm, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def empty_outputs(self, arm: Arm) -> tuple[int, int]:
+        """(empty, all) test outputs of the arm, read once for the sentence and the headline."""
+        if arm not in self._empty:
+            group = self.results.group
+            self._empty[arm] = empty_outputs(group.points, arm) if group is not None else (0, 0)
+        return self._empty[arm]
 
     def row(self, metric: str | None, arm: Arm) -> Comparison | None:
         if self.table is None or metric is None:
@@ -345,9 +353,9 @@ def empty_outputs(points: list[Point], arm: Arm) -> tuple[int, int]:
     return sum(not text.strip() for text in predictions), len(predictions)
 
 
-def empty_words(points: list[Point], arm: Arm) -> str:
+def empty_words(verdict: TaskVerdict, arm: Arm) -> str:
     """' N of M test outputs are empty.' where any is, else ''."""
-    empty, total = empty_outputs(points, arm)
+    empty, total = verdict.empty_outputs(arm)
     return f" {empty} of its {total} test outputs are empty." if empty else ""
 
 
@@ -358,7 +366,7 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
         return ["No diversity metric of " + ", ".join(DIVERSITY_PREFERENCE) + " is scored by this task: no verdict."]
     group = verdict.results.group
     lines = []
-    if baseline_empty := empty_words(group.points, arms[0]):
+    if baseline_empty := empty_words(verdict, arms[0]):
         lines.append(f"`{verdict.labels[arms[0]]}` (the baseline):{baseline_empty}")
     for arm in arms[1:]:
         div_row = verdict.row(verdict.diversity, arm)
@@ -366,7 +374,7 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
                             verdict.row(verdict.quality, arm))
         if div_row is not None and div_row.paired_seeds and list(div_row.paired_seeds) != group.seeds:
             text += f" Paired on seed(s) {', '.join(map(str, div_row.paired_seeds))} only."
-        lines.append(text + empty_words(group.points, arm))
+        lines.append(text + empty_words(verdict, arm))
     return lines
 
 
@@ -378,7 +386,7 @@ def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
             div_row, q_row = v.row(v.diversity, arm), v.row(v.quality, arm)
             reading = (headline_reading(v.diversity, div_row, v.quality, q_row) if v.diversity
                        else "not measured yet" if v.table is None else "no verdict")
-            empty, total = empty_outputs(v.results.group.points, arm) if v.table is not None else (0, 0)
+            empty, total = v.empty_outputs(arm) if v.table is not None else (0, 0)
             if empty:
                 reading += f" ({empty} of {total} outputs empty)"
             cells = [v.results.task, v.labels[arm],
