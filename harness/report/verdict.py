@@ -295,7 +295,8 @@ class TaskVerdict:
     _empty: dict[Arm, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def empty_outputs(self, arm: Arm) -> tuple[int, int]:
-        """(empty, all) test outputs of the arm, read once for the sentence and the headline."""
+        """(empty, all) test outputs of the arm, read once for the sentence and the headline;
+        (0, 0) for a task with no points yet."""
         if arm not in self._empty:
             group = self.results.group
             self._empty[arm] = empty_outputs(group.points, arm) if group is not None else (0, 0)
@@ -386,7 +387,7 @@ def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
             div_row, q_row = v.row(v.diversity, arm), v.row(v.quality, arm)
             reading = (headline_reading(v.diversity, div_row, v.quality, q_row) if v.diversity
                        else "not measured yet" if v.table is None else "no verdict")
-            empty, total = v.empty_outputs(arm) if v.table is not None else (0, 0)
+            empty, total = v.empty_outputs(arm)
             if empty:
                 reading += f" ({empty} of {total} outputs empty)"
             cells = [v.results.task, v.labels[arm],
