@@ -21,13 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
 from harness.io import read_json, read_npy, write_json_atomic, write_npz_atomic
+from harness.task import default_decodings
 
-FORMAT_VERSION = 2  # 1: the whole task dump was hashed; 2: only what can change the numbers
+# 1: the whole task dump was hashed; 2: only what can change the numbers; 3: metrics.json adds what
+# is measured while the trained model is loaded (likelihood by frequency, the further decodings)
+FORMAT_VERSION = 3
+LOAD_TIME_MEASUREMENTS_FORMAT = 3  # points of an earlier format lack them: "not measured", never 0
 DEFAULT_RESULTS_DIR = Path("results")
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"  # written last: its presence means the point is complete
-GENERATIONS_FILE = "generations.jsonl"
+GENERATIONS_FILE = "generations.jsonl"  # the main decoding (the task's `generation`)
+TOKEN_SCORES_FILE = "token_scores.npz"  # teacher-forced NLL and top-1 hit of every test reference token
 PROVENANCE_FILE = "provenance.json"
 TRAIN_LOG_FILE = "train_log.jsonl"
 TRAIN_COUNTS_FILE = "train_counts.npz"  # the counted token ids and their counts, compressed (a few KB)
@@ -49,7 +54,7 @@ IDENTITY_EXCLUDED_TASK_KEYS = ("description", "license", "citation", "offline_mo
                                "training.keep", "training.report_to", "training.run_name", "training.project")
 # Keys added after format 2, left out of the identity while at their neutral value, so that adding
 # an option never renames (and reruns) the points that do not use it.
-IDENTITY_OMITTED_AT = {"training.peft": None}
+IDENTITY_OMITTED_AT = {"training.peft": None, "decodings": default_decodings()}
 # What may differ between the points of one comparison (its arms and seeds); the rest must match.
 NON_SHARED_KEYS = ("loss", "loss_options", "seed")
 # Recorded facts about a run that paired arms must share (beyond their configs).
@@ -142,14 +147,61 @@ class RareTokenProfile(BaseModel):
     buckets: list[ProfileBucket] = Field(default_factory=list)
 
 
+class BucketLikelihood(_Record):
+    """One training-frequency bucket of the test references, teacher-forced (None: no token)."""
+
+    bucket: int | str
+    n_tokens: int
+    nll: float | None
+    accuracy: float | None
+    probability: float | None
+
+
+class TokenLikelihood(_Record):
+    """Likelihood by training frequency (harness.metrics.likelihood.likelihood_summary); test_ce is
+    the teacher-forced CE of the test references computed on its own (harness.runner.evaluation
+    validation_ce), which the buckets average to, weighted by their token counts."""
+
+    n_buckets: int
+    n_tokens: int
+    test_ce: float | None
+    path: str | None = None
+    buckets: list[BucketLikelihood]
+
+
+class DecodingMetrics(_Record):
+    """One further decoding of the test prompts (the task's `decodings`): its settings and the
+    same metrics and rare-token profile as the main decoding, from generations-<name>.jsonl."""
+
+    settings: dict[str, Any]
+    metrics: dict[str, MetricRecord]
+    rare_token_profile: RareTokenProfile = Field(default_factory=RareTokenProfile)
+    n_test: int
+
+
 class PointMetrics(_Record):
-    """metrics.json: every metric with its CI, the rare-token profile and plain validation CE."""
+    """metrics.json: every metric with its CI, the rare-token profile and plain validation CE; from
+    format 3 also the likelihood by frequency and each further decoding's metrics. A point of an
+    earlier format did not measure these: they read as None ("not measured"), never as zero."""
 
     format: int = FORMAT_VERSION
     metrics: dict[str, MetricRecord]
     rare_token_profile: RareTokenProfile = Field(default_factory=RareTokenProfile)
     n_test: int
     validation_ce: float | None = None
+    token_likelihood: TokenLikelihood | None = None
+    decodings: dict[str, DecodingMetrics] | None = None
+
+    @property
+    def measured_at_load(self) -> bool:
+        """Whether this point made the measurements only a loaded model can make (format 3 on):
+        one that did not cannot get them later, since points keep no weights by default."""
+        return self.format >= LOAD_TIME_MEASUREMENTS_FORMAT
+
+
+def generations_file(decoding: str | None = None) -> str:
+    """The generations file of the main decoding (None) or of a further decoding by its name."""
+    return GENERATIONS_FILE if decoding is None else f"generations-{decoding}.jsonl"
 
 
 class Provenance(BaseModel):
@@ -289,6 +341,34 @@ def write_train_counts(folder: Path, counts) -> Path:
     write_npz_atomic(path, {"ids": ids.astype(np.int64), "counts": counts[ids], "size": np.array(counts.size)},
                      compressed=True)
     return path
+
+
+def write_token_scores(folder: Path, scores) -> Path:
+    """A point's teacher-forced per-token scores (harness.runner.evaluation.TokenScores), compressed:
+    the likelihood tables and their paired deltas are rebuilt from it, without the model."""
+    import numpy as np
+
+    path = Path(folder) / TOKEN_SCORES_FILE
+    write_npz_atomic(path, {"example": np.asarray(scores.example, dtype=np.int64),
+                            "token": np.asarray(scores.token, dtype=np.int64),
+                            "nll": np.asarray(scores.nll, dtype=np.float64),
+                            "correct": np.asarray(scores.correct, dtype=bool)}, compressed=True)
+    return path
+
+
+def read_token_scores(folder: Path) -> dict | None:
+    """The four arrays write_token_scores wrote (never unpickled), or None for a point without them."""
+    import numpy as np
+
+    path = Path(folder) / TOKEN_SCORES_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {key: saved[key] for key in ("example", "token", "nll", "correct")}
+    except (ValueError, EOFError, KeyError, OSError):
+        raise HarnessError(f"{path} is corrupt (not the token scores a point writes)",
+                           "rerun the point with --force") from None
 
 
 def read_train_counts(folder: Path, hint: str):

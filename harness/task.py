@@ -137,6 +137,32 @@ class GenerationConfig(_Strict):
     top_p: float | None = Field(None, gt=0, le=1)
 
 
+class DecodingSettings(_Strict):
+    """A further decoding of the test prompts beside the main one (`generation`): each key left
+    unset takes the task's `generation` value, so `max_new_tokens` stays the task's. Sampling is
+    seeded by the point's seed (per batch), so a point's sampled outputs are reproducible."""
+
+    max_new_tokens: int | None = Field(None, ge=1)
+    num_beams: int | None = Field(None, ge=1)
+    do_sample: bool | None = None
+    temperature: float | None = Field(None, gt=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+
+    def on_top_of(self, generation: GenerationConfig) -> GenerationConfig:
+        return generation.model_copy(update=self.model_dump(exclude_none=True))
+
+
+# Nucleus sampling, p = 0.9, temperature 1 (Holtzman et al. 2020): where diversity claims are
+# usually read, and where the tail of the distribution that PDL reweights shows.
+DEFAULT_DECODINGS = {"sampled": {"do_sample": True, "top_p": 0.9, "temperature": 1.0}}
+DECODING_NAME = r"^[a-z0-9][a-z0-9_\-]*$"
+
+
+def default_decodings() -> dict[str, dict[str, Any]]:
+    """The default `decodings` as a task dump holds them (what a point's identity leaves out)."""
+    return {name: DecodingSettings(**settings).model_dump(mode="json") for name, settings in DEFAULT_DECODINGS.items()}
+
+
 class PeftSettings(_Strict):
     """Parameter-efficient finetuning through peft: LoRA adapters on a frozen base model, or QLoRA
     (the base loaded in 4 bits through bitsandbytes; CUDA only). The adapters' initial weights come
@@ -238,6 +264,8 @@ class TaskConfig(_Strict):
     source_truncation: Literal["right", "left"] = "right"  # left keeps the latest dialogue turns
     metrics: list[str] = Field(default_factory=lambda: ["rouge1", "rouge2", "rougeL", "distinct-1", "distinct-2"])
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    decodings: dict[Annotated[str, Field(pattern=DECODING_NAME)], DecodingSettings] = Field(
+        default_factory=lambda: {name: DecodingSettings(**s) for name, s in DEFAULT_DECODINGS.items()})
     model: str
     offline_model: str | None = None
     training: TrainingConfig = Field(default_factory=TrainingConfig)

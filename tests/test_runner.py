@@ -57,7 +57,7 @@ def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path)
     assert prov["validation_path"].startswith("chunked")
     assert prov["plan"] == {"packed_rows": True, "chunked_loss": True, "compile": False,
                             "static_cache_generation": False, "precision": "fp32"}
-    phases = ["load", "train", "validation", "generate", "score"]
+    phases = ["load", "train", "validation", "generate", "generate_sampled", "likelihood", "score"]
     assert set(prov["peak_memory"]["cpu_rss_gib"]) == set(phases)
     assert all(v > 0 for v in prov["peak_memory"]["cpu_rss_gib"].values())
     assert set(prov["timings"]) == {f"{p}_s" for p in phases}

@@ -86,3 +86,35 @@ def build_loss(name: str, options: dict | None, context: LossContext) -> TokenLo
     loss = spec.build(config, context)
     loss.name = name
     return loss
+
+
+def applied_weights(loss: TokenLoss, target_ids, eos_id: int | None, decode=None) -> dict | None:
+    """The per-token weights `loss` gives the token ids that occur as training targets, taken when
+    training starts: the smallest, the largest (and its token), and the end-of-sequence token's,
+    so a page can show the mechanism next to the effect (the official PDL code's 1e7 on a
+    never-counted EOS). None for a loss that is not a per-token weighted cross-entropy
+    (unlikelihood); an online loss (face-online) gives its weights before the first update."""
+    import torch
+
+    ids = torch.as_tensor(sorted({int(i) for i in target_ids}), dtype=torch.long)
+    if ids.numel() == 0:
+        return None
+    weighted = loss.target_weights(ids[None, :])
+    if weighted is None:
+        table = getattr(loss, "token_weights", None)
+        if table is None:
+            return None
+        weights = torch.as_tensor(table, dtype=torch.float32)[ids]
+    else:
+        weights = weighted[0][0].float()
+    top = int(ids[int(weights.argmax())])
+    eos_index = (ids == eos_id).nonzero() if eos_id is not None else ids.new_empty((0, 1))
+    return {
+        "over": "token ids that occur as training targets, before the first update",
+        "n_token_ids": int(ids.numel()),
+        "min": float(weights.min()),
+        "max": float(weights.max()),
+        "max_token_id": top,
+        "max_token": decode(top) if decode is not None else None,
+        "eos": float(weights[int(eos_index[0, 0])]) if eos_index.numel() else None,
+    }

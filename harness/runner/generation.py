@@ -12,7 +12,7 @@ FAST_BATCH prompts. Greedy outputs equal the plain path's in fp32 (tests/test_pe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -40,8 +40,32 @@ def generation_kwargs(gen_config: Any, tokenizer, model_eos: int | list[int] | N
     return kwargs
 
 
+class Generated(NamedTuple):
+    """One decoded output and how it ended: `new_tokens` generated (the end token included), and
+    whether it stopped at an end token or ran into max_new_tokens (an unterminated output)."""
+
+    text: str
+    new_tokens: int
+    stopped: str  # "eos" | "max_new_tokens"
+
+
+def generate(model, tokenizer, prompts: list[list[int]], gen_config: Any, **options) -> list[str]:
+    """The decoded texts only (see generate_outputs for the arguments)."""
+    return [output.text for output in generate_outputs(model, tokenizer, prompts, gen_config, **options)]
+
+
+def _endings(new_tokens: torch.Tensor, eos, max_new_tokens: int) -> list[tuple[int, str]]:
+    """(tokens generated, how it stopped) per row of the new tokens [B, T]: up to and including the
+    first end token, else the whole row, which generate only leaves unended at max_new_tokens."""
+    eos_ids = torch.as_tensor([eos] if isinstance(eos, int) else list(eos or []), device=new_tokens.device)
+    is_end = torch.isin(new_tokens, eos_ids)
+    ended = is_end.any(dim=1)
+    first = is_end.int().argmax(dim=1)
+    return [(int(f) + 1, "eos") if e else (max_new_tokens, "max_new_tokens") for e, f in zip(ended, first)]
+
+
 @torch.no_grad()
-def generate(
+def generate_outputs(
     model,
     tokenizer,
     prompts: list[list[int]],
@@ -54,8 +78,8 @@ def generate(
     fast: bool = False,
     process_index: int = 0,
     num_processes: int = 1,
-) -> list[str]:
-    """Decode continuations of `prompts` (token id lists); one string per prompt, in input order.
+) -> list[Generated]:
+    """Decode continuations of `prompts` (token id lists); one output per prompt, in input order.
     With num_processes > 1 every rank must call this (the outputs are gathered to all ranks)."""
     model.eval()
     device = next(model.parameters()).device
@@ -65,7 +89,7 @@ def generate(
         kwargs["cache_implementation"] = "static"
         batch_size = max(batch_size, FAST_BATCH)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    outputs: list[str | None] = [None] * len(prompts)
+    outputs: list[Generated | None] = [None] * len(prompts)
     side = "right" if is_encoder_decoder else "left"
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     mine = list(enumerate(batches))[process_index::num_processes]
@@ -77,14 +101,17 @@ def generate(
         out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
         new_tokens = out if is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        for index, text in zip(batch, texts):
-            outputs[index] = text.strip()
+        if is_encoder_decoder:
+            new_tokens = new_tokens[:, 1:]  # the decoder start token is not generated
+        endings = _endings(new_tokens, kwargs["eos_token_id"], gen_config.max_new_tokens)
+        for index, text, (count, stopped) in zip(batch, texts, endings):
+            outputs[index] = Generated(text.strip(), count, stopped)
     if num_processes > 1:
         outputs = gather_outputs(outputs)
     return outputs  # type: ignore[return-value]
 
 
-def gather_outputs(outputs: list[str | None]) -> list[str | None]:
+def gather_outputs(outputs: list[Generated | None]) -> list[Generated | None]:
     """Every rank's outputs merged by position (each position was filled by exactly one rank)."""
     from accelerate.utils import gather_object
 

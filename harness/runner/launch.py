@@ -42,6 +42,7 @@ class SweepPoint:
     path: Path  # its folder
     config: PointConfig
     complete: bool  # finished when the sweep was planned
+    rerun: bool = False  # finished, but to be run again in place (--force semantics): see reference
 
     @property
     def label(self) -> str:
@@ -77,7 +78,7 @@ def plan_sweep(points: list[tuple[RunConfig, dict[str, Any]]], results_dir: Path
 def pending(points: list[SweepPoint], *, force: bool) -> list[SweepPoint]:
     """The points a launch runs: the unfinished ones (every one with --force). Finished points are
     skipped here, at submission, and again by `run_point` when a task starts."""
-    return [p for p in points if force or not p.complete]
+    return [p for p in points if force or p.rerun or not p.complete]
 
 
 def run_arguments(run: RunConfig, results_dir: Path, *, force: bool) -> list[str]:

@@ -16,8 +16,8 @@ from harness.errors import HarnessError
 from harness.io import write_jsonl_atomic
 from harness.keyvalue import parse_key_value
 from harness.results import (
-    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, point_path,
-    read_config, read_metrics, read_provenance, write_record, write_train_counts,
+    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, generations_file,
+    point_path, read_config, read_metrics, read_provenance, write_record, write_token_scores, write_train_counts,
 )
 from harness.runner.config import RunConfig
 from harness.store import PointLock, PointStore, PointTaken, is_point_folder_name
@@ -245,8 +245,10 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from harness.models import load_model
     from harness.models.adapters import add_adapters, quantization_config
     from harness.provenance import provenance
-    from harness.runner.evaluation import validation_ce
-    from harness.runner.generation import generate
+    from harness.data import tokenize_for_training
+    from harness.metrics.likelihood import bucket_sums, likelihood_summary
+    from harness.runner.evaluation import token_scores, validation_ce
+    from harness.runner.generation import generate_outputs
     from harness.runner.keep import save_trained_model
     from harness.runner.memory import Phases
     from harness.runner.training import prepare_training, release_training_state
@@ -279,32 +281,53 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         kept = save_trained_model(setup.trainer, store.path, peft=peft is not None)  # every rank takes part
     unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
     release_training_state(setup.trainer)
-    with phases.phase("generate"):  # on every process, each a share of the batches
-        gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
-        predictions = generate(
-            unwrapped, tokenizer, list(gen_ds["input_ids"]), task.generation,
-            is_encoder_decoder=is_encoder_decoder,
-            batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
-            fast=setup.plan.static_cache_generation,
-            process_index=state.process_index, num_processes=state.num_processes,
-        )
+    gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
+
+    def decode(settings, phase: str) -> list:  # on every process, each a share of the batches
+        with phases.phase(phase):
+            return generate_outputs(
+                unwrapped, tokenizer, list(gen_ds["input_ids"]), settings,
+                is_encoder_decoder=is_encoder_decoder,
+                batch_size=task.training.per_device_eval_batch_size, seed=run.seed, progress=progress,
+                fast=setup.plan.static_cache_generation,
+                process_index=state.process_index, num_processes=state.num_processes,
+            )
+
+    predictions = decode(task.generation, "generate")
+    further = {name: decode(extra.on_top_of(task.generation), f"generate_{name}")
+               for name, extra in task.decodings.items()}
     if not state.is_main_process:
         return PointResult(store.path, {}, {}, skipped=False)
+    eval_batch = task.training.per_device_eval_batch_size
     with phases.phase("validation"):
         val_ce, validation_path = (validation_ce(unwrapped, tokenizer, setup.trainer.eval_dataset,
                                                  is_encoder_decoder=is_encoder_decoder,
-                                                 chunked=setup.plan.packed_rows,
-                                                 batch_size=task.training.per_device_eval_batch_size)
+                                                 chunked=setup.plan.packed_rows, batch_size=eval_batch)
                                    if setup.has_validation else (None, None))
-    rows = [
-        {"id": i, "source": s, "prediction": p, "reference": r}
-        for i, s, p, r in zip(gen_ds["id"], splits["test"]["source"], predictions, gen_ds["reference"])
-    ]
+    with phases.phase("likelihood"):  # teacher-forced, on the test references
+        test_ds = tokenize_for_training(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
+        scores = token_scores(unwrapped, tokenizer, test_ds, is_encoder_decoder=is_encoder_decoder,
+                              batch_size=eval_batch, chunked=setup.plan.packed_rows)
+        test_ce = validation_ce(unwrapped, tokenizer, test_ds, is_encoder_decoder=is_encoder_decoder,
+                                chunked=setup.plan.packed_rows, batch_size=eval_batch).ce
+    rows = generation_rows(gen_ds, splits["test"], predictions)
     write_jsonl_atomic(store.file(GENERATIONS_FILE), rows)
+    for name, outputs in further.items():
+        write_jsonl_atomic(store.file(generations_file(name)), generation_rows(gen_ds, splits["test"], outputs))
     write_train_counts(store.path, setup.train_counts)
+    write_token_scores(store.path, scores)
 
     with phases.phase("score"):
         metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
+        metrics["decodings"] = {
+            name: {"settings": task.decodings[name].on_top_of(task.generation).model_dump(mode="json"),
+                   **score_point(task, generation_rows(gen_ds, splits["test"], outputs), tokenizer,
+                                 setup.train_counts, seed=run.seed)}
+            for name, outputs in further.items()}
+        metrics["token_likelihood"] = {
+            **likelihood_summary(bucket_sums(scores.example, scores.token, scores.nll, scores.correct,
+                                             setup.train_counts, len(test_ds)), test_ce),
+            "path": scores.path}
     metrics["validation_ce"] = val_ce
     write_jsonl_atomic(store.file(TRAIN_LOG_FILE), setup.trainer.state.log_history)  # as logged live, whole
     prov = {
@@ -313,6 +336,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "init_hash": init_hash,
         "data_order_hash": setup.data_order_hash,
         "frequencies": setup.frequency_summary,
+        "loss_weights": setup.loss_weights,
         "model_kind": spec.kind,
         "model_origin": point.model_origin,
         "n_examples": {name: len(split) for name, split in splits.items()},
@@ -336,6 +360,14 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         shutil.rmtree(store.checkpoints, ignore_errors=True)
     return PointResult(store.path, metrics_record.model_dump(mode="json"), prov_record.model_dump(mode="json"),
                        skipped=False)
+
+
+def generation_rows(gen_ds, test_split, outputs: list) -> list[dict]:
+    """One decoding's generations file: each test example's id, source, output and reference, and
+    how the output ended (tokens generated; stopped at "eos" or at "max_new_tokens")."""
+    return [{"id": i, "source": s, "prediction": o.text, "reference": r, "new_tokens": o.new_tokens,
+             "stopped": o.stopped}
+            for i, s, o, r in zip(gen_ds["id"], test_split["source"], outputs, gen_ds["reference"])]
 
 
 def score_point(task, rows: list[dict], tokenizer, train_counts, *, seed: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.reference_plan import ReferencePlan
+from harness.results import FORMAT_VERSION
 from harness.runner.config import RunConfig
 
 
@@ -25,12 +26,34 @@ def reference_points(plan: ReferencePlan) -> list[tuple[RunConfig, dict[str, Any
     return points
 
 
+def measured_before_load_time(folder: Path) -> bool:
+    """A complete point written before pdl-bench measured what only the loaded model can give
+    (likelihood by frequency, the further decodings): the reference reruns it once, in place, since
+    a committed point keeps no weights to measure later. An unreadable metrics.json is not this case
+    (the page names it)."""
+    from harness.errors import HarnessError
+    from harness.results import read_metrics
+
+    try:
+        return not read_metrics(folder).measured_at_load
+    except HarnessError:
+        return False
+
+
 def run_reference_points(plan: ReferencePlan, results_dir: Path, progress: bool = True) -> list:
-    """Run what is not complete yet; the outcomes of the points run (finished ones are skipped)."""
+    """Run what is not complete yet, and rerun (as --force does: the earlier folder is kept aside
+    until the rerun has finished) the complete points of an earlier result format; the outcomes of
+    the points run (finished ones are skipped)."""
+    from dataclasses import replace
+
     from harness.runner.launch import pending, plan_sweep
     from harness.runner.sweep import run_sweep
 
-    planned = plan_sweep(reference_points(plan), results_dir)
+    planned = [replace(p, rerun=p.complete and measured_before_load_time(p.path))
+               for p in plan_sweep(reference_points(plan), results_dir)]
     todo = pending(planned, force=False)
-    print(f"reference: {len(planned)} points, {len(planned) - len(todo)} complete, {len(todo)} to run", flush=True)
+    outdated = sum(p.rerun for p in planned)
+    print(f"reference: {len(planned)} points, {len(planned) - len(todo)} complete, {len(todo)} to run"
+          + (f" ({outdated} of them complete but measured before result format {FORMAT_VERSION}: rerun once "
+             "for the likelihood by frequency and the sampled decoding)" if outdated else ""), flush=True)
     return run_sweep(todo, results_dir, force=False, progress=progress)

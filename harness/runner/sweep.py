@@ -85,14 +85,14 @@ def run_sweep(points: list[SweepPoint], results_dir: Path, *, force: bool, progr
     for index, point in enumerate(points, 1):
         failed = False
         try:
-            result = point_module.run_point(point.run, results_dir, force=force, progress=progress)
+            result = point_module.run_point(point.run, results_dir, force=force or point.rerun, progress=progress)
             outcome = Outcome(point.label, "skipped (complete)" if result.skipped else "done", path=str(result.path))
         except PointTaken as err:
             outcome = Outcome(point.label, "taken", err.message, str(point.path))
         except Exception as err:
             if distributed and not isinstance(err, HarnessError):
                 raise  # may have hit one rank only: going on would leave the others in a collective
-            record_point_failure(point.run, results_dir, err, force=force)
+            record_point_failure(point.run, results_dir, err, force=force or point.rerun)
             outcome, failed = Outcome(point.label, "failed", failure_record(err).first_line(), str(point.path)), True
         if failed:
             give_back_memory()  # again outside the except block, whose traceback held the point's model

@@ -30,6 +30,7 @@ class TrainingSetup:
     frequency_summary: dict[str, Any]
     has_validation: bool
     plan: RunPlan  # which path this point takes (packing, chunked loss, compile, generation cache, precision)
+    loss_weights: dict[str, Any] | None = None  # harness.losses.applied_weights, taken before training
 
 
 # transformers >= 5.2x renamed gradient_checkpointing (the old name warns on every run); 5.17 has only it.
@@ -230,7 +231,7 @@ def freeze_embeddings(model) -> None:
 def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: bool, progress: bool) -> TrainingSetup:
     from harness.data import all_text_token_ids, target_token_ids, tokenize_for_training
     from harness.frequency import frequencies_from_token_ids
-    from harness.losses import build_loss, frequency_source, loss_context
+    from harness.losses import applied_weights, build_loss, frequency_source, loss_context
 
     run, task, store = point.run, point.task, point.store
     train = tokenize_for_training(task, splits["train"], tokenizer, is_encoder_decoder=is_encoder_decoder)
@@ -305,5 +306,7 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         "distinct_tokens": int((loss_frequencies.counts > 0).sum()),
         "target_tokens": int(targets.total),
     }
+    weights = applied_weights(loss_fn, np.flatnonzero(targets.counts), tokenizer.eos_token_id,
+                              decode=lambda i: tokenizer.convert_ids_to_tokens(i))
     return TrainingSetup(trainer, str(resume) if resume else None, order_hash(list(train["id"])),
-                         targets.counts, summary, has_validation, plan)
+                         targets.counts, summary, has_validation, plan, weights)

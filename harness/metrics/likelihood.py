@@ -1,0 +1,118 @@
+"""Likelihood by training frequency, teacher-forced: the direct test of PDL's mechanism.
+
+PDL weights rare target tokens up so that the model predicts them better. Here every reference
+target token of the test split (scored under teacher forcing, harness.runner.evaluation.token_scores)
+goes into the training-frequency bucket the rare-token profile uses (`token_buckets`: buckets of
+equal training token mass, most frequent first, plus 'unseen'), and per bucket we report the mean
+NLL, the top-1 accuracy and the mean probability of the reference token. Decoding plays no part.
+
+Per-example, per-bucket sums are the sufficient statistics: every bucket value is a ratio of sums
+over examples, so the paired bootstrap over test examples (shared by every seed, as in
+harness.metrics.paired) recomputes it for any resample at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness import stats
+from harness.errors import HarnessError
+from harness.metrics.base import ratio_of_sums
+from harness.metrics.rare_tokens import _bucket_of, _check_counts, token_buckets
+
+QUANTITIES = ("nll", "accuracy", "probability")  # what a bucket reports: mean of each over its tokens
+
+
+@dataclass(frozen=True)
+class BucketSums:
+    """Per test example (rows) and bucket (columns, the last one 'unseen'): how many reference
+    target tokens, and the sums of their NLL, top-1 hits and probabilities."""
+
+    n_buckets: int
+    tokens: np.ndarray  # [n, n_buckets + 1]
+    nll: np.ndarray
+    accuracy: np.ndarray  # sums of 0/1 hits
+    probability: np.ndarray
+
+    def mean(self, quantity: str, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per bucket, the quantity's mean over the tokens of the examples in `weights` [k, n]
+        (every example once by default): [k, n_buckets + 1], 0 where a bucket has no token."""
+        if quantity not in QUANTITIES:
+            raise HarnessError(f"unknown likelihood quantity {quantity!r}", f"use one of {', '.join(QUANTITIES)}")
+        weights = np.ones((1, self.tokens.shape[0])) if weights is None else weights
+        sums = getattr(self, quantity)
+        return np.stack([ratio_of_sums((sums[:, b], self.tokens[:, b]), weights)
+                         for b in range(self.n_buckets + 1)], axis=1)
+
+
+def bucket_label(bucket: int, n_buckets: int) -> int | str:
+    """How a bucket is named in files and tables: its index, or 'unseen' (as the rare-token profile)."""
+    return "unseen" if bucket == n_buckets else bucket
+
+
+def bucket_sums(example: np.ndarray, token: np.ndarray, nll: np.ndarray, correct: np.ndarray,
+                train_counts: np.ndarray, n_examples: int, n_buckets: int = 10) -> BucketSums:
+    """Pool per-token scores (example row, token id, NLL, top-1 hit) into per-example bucket sums."""
+    example, token = np.asarray(example, dtype=np.int64), np.asarray(token, dtype=np.int64)
+    nll, correct = np.asarray(nll, dtype=np.float64), np.asarray(correct, dtype=bool)
+    if not (example.shape == token.shape == nll.shape == correct.shape) or example.ndim != 1:
+        raise HarnessError("token scores must be four 1-D arrays of one length",
+                           "pass the example, token, nll and correct arrays of one TokenScores")
+    if example.size and (example.min() < 0 or example.max() >= n_examples):
+        raise HarnessError(f"token scores name examples outside 0..{n_examples - 1}",
+                           "score the same test split whose examples you count")
+    if not np.all(np.isfinite(nll)):
+        raise HarnessError("token scores hold a non-finite NLL", "the model produced NaN/inf logits; check it")
+    buckets = _bucket_of(token, token_buckets(_check_counts(train_counts), n_buckets), n_buckets)
+    width = n_buckets + 1
+    cell = example * width + buckets
+
+    def pooled(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weights=values, minlength=n_examples * width).reshape(n_examples, width)
+
+    return BucketSums(n_buckets, pooled(np.ones_like(nll)), pooled(nll), pooled(correct.astype(np.float64)),
+                      pooled(np.exp(-nll)))
+
+
+def likelihood_summary(sums: BucketSums, test_ce: float | None) -> dict:
+    """The JSON-able record a point's metrics.json holds: per bucket its token count and the mean
+    NLL, accuracy and probability of the reference tokens (None where it has no token)."""
+    means = {q: sums.mean(q)[0] for q in QUANTITIES}
+    counts = sums.tokens.sum(axis=0)
+    rows = [{"bucket": bucket_label(b, sums.n_buckets), "n_tokens": int(counts[b]),
+             **{q: float(means[q][b]) if counts[b] else None for q in QUANTITIES}}
+            for b in range(sums.n_buckets + 1)]
+    return {"n_buckets": sums.n_buckets, "n_tokens": int(counts.sum()), "test_ce": test_ce, "buckets": rows}
+
+
+def paired_bucket_deltas(runs: list[tuple[BucketSums, BucketSums]], quantity: str, *, n_boot: int,
+                         seed: int) -> list[dict]:
+    """Per bucket, arm B - arm A of the quantity's mean, averaged over seeds (one (A, B) pair per
+    seed, all on the same test examples), with the paired bootstrap interval and p-value over test
+    examples: one resample shared by every seed and bucket, as harness.metrics.paired does for the
+    text metrics. A bucket that one arm pair leaves without tokens has no delta (None)."""
+    n = runs[0][0].tokens.shape[0]
+    if any(a.tokens.shape != b.tokens.shape or a.tokens.shape[0] != n for a, b in runs):
+        raise HarnessError("paired likelihood tables differ in examples or buckets",
+                           "compare points scored on the same test split with the same buckets")
+    width = runs[0][0].n_buckets + 1
+    indices = stats.resample_indices(n, n_boot, seed)
+    point = np.zeros(width)
+    reps = np.zeros((indices.shape[0], width))
+    for a, b in runs:
+        point += b.mean(quantity)[0] - a.mean(quantity)[0]
+        for rows, weights in stats.weight_chunks(indices):
+            reps[rows] += b.mean(quantity, weights) - a.mean(quantity, weights)
+    point, reps = point / len(runs), reps / len(runs)
+    present = np.all([(a.tokens.sum(axis=0) > 0) & (b.tokens.sum(axis=0) > 0) for a, b in runs], axis=0)
+    out = []
+    for bucket in range(width):
+        row = {"bucket": bucket_label(bucket, width - 1)}
+        if present[bucket]:
+            row.update(stats.summarize_paired(0.0, float(point[bucket]), reps[:, bucket], bias_shift=False))
+        else:
+            row.update(delta=None, ci_low=None, ci_high=None, p_value=None)
+        out.append(row)
+    return out
