@@ -26,6 +26,11 @@ class ArmValue:
     n_seeds: int = 1  # values averaged (seeds with a finite value)
     seeds: tuple[int, ...] = ()  # every seed the arm ran
 
+    @property
+    def measured(self) -> bool:
+        """False for an arm none of whose runs measured this (n_seeds 0): "not measured", not zero."""
+        return self.n_seeds > 0
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -62,6 +67,9 @@ def mark_best(rows: Sequence[Comparison]) -> list[Comparison]:
     for indexes in by_metric.values():
         direction = rows[indexes[0]].higher_is_better
         if direction is None or len(indexes) < 2:
+            continue
+        indexes = [i for i in indexes if rows[i].arm.measured]
+        if len(indexes) < 2:
             continue
         means = np.array([rows[i].arm.mean for i in indexes], dtype=np.float64)
         target = means.max() if direction else means.min()

@@ -36,6 +36,11 @@ class BucketSums:
     accuracy: np.ndarray  # sums of 0/1 hits
     probability: np.ndarray
 
+    def pooled(self) -> "BucketSums":
+        """Every bucket in one (n_buckets 0): its mean NLL is the teacher-forced CE."""
+        return BucketSums(0, *(getattr(self, k).sum(axis=1, keepdims=True)
+                               for k in ("tokens", "nll", "accuracy", "probability")))
+
     def mean(self, quantity: str, weights: np.ndarray | None = None) -> np.ndarray:
         """Per bucket, the quantity's mean over the tokens of the examples in `weights` [k, n]
         (every example once by default): [k, n_buckets + 1], 0 where a bucket has no token."""
@@ -99,20 +104,23 @@ def paired_bucket_deltas(runs: list[tuple[BucketSums, BucketSums]], quantity: st
                            "compare points scored on the same test split with the same buckets")
     width = runs[0][0].n_buckets + 1
     indices = stats.resample_indices(n, n_boot, seed)
-    point = np.zeros(width)
+    mean_a, mean_b = np.zeros(width), np.zeros(width)
     reps = np.zeros((indices.shape[0], width))
     for a, b in runs:
-        point += b.mean(quantity)[0] - a.mean(quantity)[0]
+        mean_a += a.mean(quantity)[0]
+        mean_b += b.mean(quantity)[0]
         for rows, weights in stats.weight_chunks(indices):
             reps[rows] += b.mean(quantity, weights) - a.mean(quantity, weights)
-    point, reps = point / len(runs), reps / len(runs)
+    mean_a, mean_b, reps = mean_a / len(runs), mean_b / len(runs), reps / len(runs)
     present = np.all([(a.tokens.sum(axis=0) > 0) & (b.tokens.sum(axis=0) > 0) for a, b in runs], axis=0)
     out = []
     for bucket in range(width):
         row = {"bucket": bucket_label(bucket, width - 1)}
         if present[bucket]:
-            row.update(stats.summarize_paired(0.0, float(point[bucket]), reps[:, bucket], bias_shift=False))
+            row.update(a=float(mean_a[bucket]), b=float(mean_b[bucket]),
+                       **stats.summarize_paired(float(mean_a[bucket]), float(mean_b[bucket]), reps[:, bucket],
+                                                bias_shift=False))
         else:
-            row.update(delta=None, ci_low=None, ci_high=None, p_value=None)
+            row.update(a=None, b=None, delta=None, ci_low=None, ci_high=None, p_value=None)
         out.append(row)
     return out

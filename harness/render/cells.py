@@ -15,6 +15,7 @@ from harness.comparison import Comparison
 from harness.numbers import format_delta, format_interval, format_p, format_value, is_missing
 
 ARROWS = {True: "↑", False: "↓"}
+NOT_MEASURED = "not measured"  # an arm whose points were written before the row was measured
 PAIR_DIGITS = 4  # values, deltas and interval ends of a two-arm table
 VALUE_DIGITS, SPREAD_DIGITS, DELTA_DIGITS = 4, 2, 3  # mean, ± std and delta [interval] of an arm table
 ARM_HEADERS = ["metric", "arm", "mean ± std (seeds)", "Δ vs CE [95% CI]", "p", "seeds", "n"]
@@ -88,8 +89,8 @@ def arm_grid(rows: Sequence[Comparison]) -> Grid:
     out = []
     for i, c in enumerate(rows):
         spread = f" ± {format_value(c.arm.std, SPREAD_DIGITS)}" if not is_missing(c.arm.std) else ""
-        cells = [metric_label(c.metric, c.higher_is_better), c.arm.label,
-                 f"{format_value(c.arm.mean, VALUE_DIGITS)}{spread}", delta_text(c), format_p(c.p_value),
+        value = f"{format_value(c.arm.mean, VALUE_DIGITS)}{spread}" if c.arm.measured else NOT_MEASURED
+        cells = [metric_label(c.metric, c.higher_is_better), c.arm.label, value, delta_text(c), format_p(c.p_value),
                  str(c.arm.n_seeds), "" if c.n is None else str(int(c.n))]
         out.append(Row(cells, bold=(2,) if c.best else (), block_start=i == 0 or rows[i - 1].metric != c.metric))
     return Grid(list(ARM_HEADERS), [False, False] + [True] * 5, out, grouped=True)

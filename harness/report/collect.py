@@ -22,8 +22,8 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.io import read_jsonl
 from harness.results import (
-    CONFIG_FILE, ERROR_FILE, GENERATIONS_FILE, METRICS_FILE, TRAIN_LOG_FILE, PointConfig, Provenance, arm_labels,
-    read_config, read_metrics, read_provenance, read_train_counts,
+    CONFIG_FILE, ERROR_FILE, METRICS_FILE, TRAIN_LOG_FILE, PointConfig, Provenance, arm_labels, generations_file,
+    read_config, read_metrics, read_provenance, read_token_scores, read_train_counts,
 )
 from harness.store import PointStore, is_point_folder_name, point_state
 
@@ -85,8 +85,13 @@ class Point:
     def metric(self, name: str) -> dict[str, Any] | None:
         return self.metrics.get("metrics", {}).get(name)
 
-    def generations(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / GENERATIONS_FILE)
+    def generations(self, decoding: str | None = None) -> list[dict[str, Any]]:
+        """The main decoding's generations, or a further decoding's by its name."""
+        return read_jsonl(self.path / generations_file(decoding))
+
+    def token_scores(self) -> dict[str, np.ndarray] | None:
+        """The teacher-forced per-token scores (None for a point written before format 3)."""
+        return read_token_scores(self.path)
 
     def train_log(self) -> list[dict[str, Any]]:
         path = self.path / TRAIN_LOG_FILE

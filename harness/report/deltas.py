@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.report.collect import Group
+from harness.report.measured import LIKELIHOOD_ROWS, bucket_index, decoding_metric, split_decoding
 
 TokenizerLoader = Callable[[str], Any]
 Arm = tuple[str, str]
@@ -44,25 +45,90 @@ def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed:
             return None, str(err).splitlines()[0]
 
     @cache
-    def generations(path: Path) -> list[dict]:
-        return next(p for p in group.points if p.path == path).generations()
+    def generations(path: Path, decoding: str | None = None) -> list[dict]:
+        return next(p for p in group.points if p.path == path).generations(decoding)
 
     labels, baseline = group.labels(), group.baseline()
+    by_decoding: dict[str | None, list[str]] = {}
+    for name in names:
+        if name not in LIKELIHOOD_ROWS:
+            decoding, metric = split_decoding(name)
+            by_decoding.setdefault(decoding, []).append(metric)
+    likelihood = [name for name in names if name in LIKELIHOOD_ROWS]
     deltas = {}
     for arm in group.arms():
-        if arm != baseline:
-            deltas[arm] = _arm_deltas(group, arm, baseline, names, labels[arm], notes, tokenizer, generations,
-                                      n_boot=n_boot, bootstrap_seed=bootstrap_seed)
+        if arm == baseline:
+            continue
+        results, paired_seeds = _arm_deltas(group, arm, baseline, by_decoding.get(None, []), labels[arm], notes,
+                                            tokenizer, generations, n_boot=n_boot, bootstrap_seed=bootstrap_seed)
+        for decoding, metrics in by_decoding.items():
+            if decoding is not None:
+                found, _ = _arm_deltas(group, arm, baseline, metrics, labels[arm], notes, tokenizer,
+                                       partial(generations, decoding=decoding), n_boot=n_boot,
+                                       bootstrap_seed=bootstrap_seed, decoding=decoding)
+                results.update({decoding_metric(decoding, metric): r for metric, r in found.items()})
+        if likelihood:
+            results.update(_likelihood_deltas(group, arm, baseline, likelihood, n_boot=n_boot,
+                                              bootstrap_seed=bootstrap_seed))
+        deltas[arm] = (results, paired_seeds)
     return deltas, notes
 
 
+def _measured_seeds(group: Group, arm: Arm, baseline: Arm, measured: Callable[[dict], bool]) -> list[int]:
+    """The paired seeds whose arm and baseline points both measured a further row (`measured` reads
+    a metrics.json record): a point written before result format 3 has none of them."""
+    arm_points, base_points = group.points_of(arm), group.points_of(baseline)
+    return [s for s in sorted(set(arm_points) & set(base_points))
+            if measured(arm_points[s].metrics) and measured(base_points[s].metrics)
+            and not seed_pairing_problems(base_points[s], arm_points[s])]
+
+
+def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], *, n_boot: int,
+                       bootstrap_seed: int) -> dict[str, Any]:
+    """Paired deltas of the likelihood rows from each point's token_scores.npz (bucketed by the
+    baseline's training counts, which paired arms share), averaged over the measured seeds."""
+    from harness.metrics import PairedResult
+    from harness.metrics.likelihood import bucket_sums, paired_bucket_deltas
+
+    seeds = _measured_seeds(group, arm, baseline, lambda record: record.get("token_likelihood") is not None)
+    arm_points, base_points = group.points_of(arm), group.points_of(baseline)
+    runs = []
+    for seed in seeds:
+        counts = base_points[seed].train_counts()
+        scores = [p.token_scores() for p in (base_points[seed], arm_points[seed])]
+        if counts is None or any(s is None for s in scores):
+            continue
+        n_examples = base_points[seed].metrics["n_test"]
+        n_buckets = base_points[seed].metrics["token_likelihood"]["n_buckets"]
+        runs.append(tuple(bucket_sums(s["example"], s["token"], s["nll"], s["correct"], counts, n_examples, n_buckets)
+                          for s in scores))
+    if not runs:
+        return {}
+    out = {}
+    for name in names:
+        row = LIKELIHOOD_ROWS[name]
+        index = bucket_index(row, runs[0][0].n_buckets)
+        pairs = [(a.pooled(), b.pooled()) for a, b in runs] if index is None else runs
+        result = paired_bucket_deltas(pairs, row.quantity, n_boot=n_boot, seed=bootstrap_seed)[index or 0]
+        if result["delta"] is not None:
+            out[name] = PairedResult(name, row.higher_is_better, result["a"], result["b"], result["delta"],
+                                     result["ci_low"], result["ci_high"], result["p_value"], runs[0][0].tokens.shape[0])
+    return out
+
+
 def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: str, notes: list[str],
-                tokenizer, generations, *, n_boot: int, bootstrap_seed: int) -> ArmDeltas:
+                tokenizer, generations, *, n_boot: int, bootstrap_seed: int, decoding: str | None = None) -> ArmDeltas:
+    """decoding: a further decoding's metrics, over the seeds whose points have that decoding."""
     from harness.metrics import METRICS, MetricContext
     from harness.metrics.paired import compare_seeds
 
     arm_points, base_points = group.points_of(arm), group.points_of(baseline)
-    seeds = sorted(set(arm_points) & set(base_points))
+    if decoding is None:
+        seeds = sorted(set(arm_points) & set(base_points))
+    else:
+        seeds = _measured_seeds(group, arm, baseline, lambda record: decoding in (record.get("decodings") or {}))
+        if not (names and seeds):
+            return {}, []
     if not seeds:
         _note(notes, f"{label}: no CE run with the same seed, so no paired delta.")
         return {}, []

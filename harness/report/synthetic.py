@@ -81,6 +81,37 @@ def write_point(root: Path, task: dict[str, Any], model: str, loss: str, options
     return path
 
 
+def add_load_time_measurements(path: Path, *, token_scores: dict[str, np.ndarray], train_counts: np.ndarray,
+                               decodings: dict[str, list[dict[str, Any]]], n_buckets: int = 10,
+                               tokenize=None) -> None:
+    """Give a complete hand-made point what a format-3 point measures while its model is loaded:
+    token_scores.npz (arrays example, token, nll, correct) with its likelihood summary, and each
+    further decoding's generations file and metrics, scored with the task's metrics."""
+    from types import SimpleNamespace
+
+    from harness.io import write_jsonl_atomic as write_rows
+    from harness.metrics import MetricContext, score
+    from harness.metrics.likelihood import bucket_sums, likelihood_summary
+    from harness.results import generations_file, read_config, read_metrics, write_token_scores
+
+    metrics = read_metrics(path).model_dump(mode="json")
+    task = read_config(path).task
+    sums = bucket_sums(token_scores["example"], token_scores["token"], token_scores["nll"], token_scores["correct"],
+                       train_counts, metrics["n_test"], n_buckets)
+    write_token_scores(path, SimpleNamespace(**token_scores))
+    metrics["token_likelihood"] = likelihood_summary(sums, float(np.mean(token_scores["nll"])))
+    metrics["decodings"] = {}
+    for name, rows in decodings.items():
+        write_rows(path / generations_file(name), rows)
+        context = MetricContext(train_counts=train_counts, tokenize=tokenize)
+        results = score([r["prediction"] for r in rows], [r["reference"] for r in rows], metrics=task["metrics"],
+                        context=context, n_boot=0, seed=0)
+        metrics["decodings"][name] = {"settings": {"do_sample": True}, "n_test": len(rows),
+                                      "metrics": {k: metric_record(k, r.value, len(rows)) for k, r in results.items()}}
+    metrics["format"] = 3
+    write_record(path, PointMetrics.model_validate(metrics))
+
+
 def demo_generations(rng: np.random.Generator, n: int, richness: float) -> list[dict[str, Any]]:
     """Hand-rolled outputs: `richness` in [0, 1] draws more of the rare words (a stand-in for PDL).
 
@@ -138,6 +169,6 @@ def demo_tokenizer_loader(model: str) -> WordTokenizer:
     return WordTokenizer()
 
 
-__all__ = ["WORDS", "WordTokenizer", "demo_generations", "demo_tokenizer_loader", "demo_tree", "metric_record",
+__all__ = ["WORDS", "WordTokenizer", "add_load_time_measurements", "demo_generations", "demo_tokenizer_loader", "demo_tree", "metric_record",
            "task_config", "write_point"]
 

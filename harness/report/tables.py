@@ -27,6 +27,9 @@ from harness.errors import HarnessError
 from harness.render.tidy import tidy_record
 from harness.report.collect import Collection, Group, Point
 from harness.report.deltas import TokenizerLoader, group_deltas
+from harness.report.measured import (
+    LIKELIHOOD_ROWS, NOT_MEASURED, is_further_row, legend, measured_names, measured_value, split_decoding,
+)
 
 VALIDATION_CE = "validation-ce"  # plain token cross-entropy on the validation split (every arm)
 
@@ -57,24 +60,40 @@ ROW_COLUMNS = [
 
 
 def metric_order(names: set[str] | list[str]) -> list[str]:
-    """The suite's order (ROUGE, diversity, length, rare tokens), unknown names after, CE last."""
+    """The suite's order (ROUGE, diversity, length, rare tokens), unknown names after, then
+    validation CE, the likelihood rows and each further decoding's metrics (harness.report.measured)."""
     from harness.metrics import DEFAULT_METRICS, RARE_TOKEN_METRICS
 
     known = [*DEFAULT_METRICS, "self-bleu", *RARE_TOKEN_METRICS]
     rank = {name: i for i, name in enumerate(known)}
-    return sorted(names, key=lambda n: (n == VALIDATION_CE, rank.get(n, len(known)), n))
+    likelihood = list(LIKELIHOOD_ROWS)
+
+    def key(name: str):
+        decoding, metric = split_decoding(name)
+        block = 2 if name in LIKELIHOOD_ROWS else (3 if decoding is not None else int(name == VALIDATION_CE))
+        within = likelihood.index(name) if name in LIKELIHOOD_ROWS else rank.get(metric, len(known))
+        return block, decoding or "", within, metric
+
+    # the main decoding's metrics, validation CE, the likelihood rows, then each further decoding's
+    return sorted(names, key=key)
 
 
 # ----------------------------------------------------------------- building the frames
 
 
 def _metric_values(points: dict[int, Point], name: str) -> tuple[list[float], int | None, bool | None]:
-    """The metric's value per seed, its n, and its direction, from metrics.json."""
+    """The metric's value per seed, its n, and its direction, from metrics.json (seeds that did
+    not measure a further row are left out: see _arm_value)."""
     values, n, direction = [], None, None
     for point in points.values():
         if name == VALIDATION_CE:
             value = point.metrics.get("validation_ce")
             direction = False
+        elif is_further_row(name):
+            value, n_here, direction_here = measured_value(point.metrics, name)
+            n, direction = n_here or n, direction if direction_here is None else direction_here
+            if value == NOT_MEASURED:
+                continue
         else:
             record = point.metric(name) or {}
             value, n = record.get("value"), record.get("n", n)
@@ -86,6 +105,7 @@ def _metric_values(points: dict[int, Point], name: str) -> tuple[list[float], in
 
 def _report_metrics(group: Group, settings: TableSettings) -> list[str]:
     names = {name for p in group.points for name in p.metrics.get("metrics", {})}
+    names |= measured_names([p.metrics for p in group.points])
     if any(p.metrics.get("validation_ce") is not None for p in group.points):
         names.add(VALIDATION_CE)
     if settings.metrics:
@@ -131,6 +151,8 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
             row_arms.append(arm)
     rows = mark_best(rows)
     main = _frame(group, rows, row_arms)
+    if legend(names):
+        notes.append(legend(names))
     if any(r for r, _ in deltas.values()) and any(len(seeds) > 1 for _, seeds in deltas.values()):
         notes.append("delta CI over several seeds: test examples resampled jointly for every seed, "
                      "delta recomputed per seed and averaged (docs/reporting.md).")
@@ -140,6 +162,9 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
 def _arm_value(points: dict[int, Point], name: str, label: str) -> tuple[ArmValue | None, int | None, bool | None]:
     """One arm's mean ± std over seeds (None without a finite value), its n and the metric's direction."""
     values, n, direction = _metric_values(points, name)
+    if not values and is_further_row(name) and all(measured_value(p.metrics, name)[0] == NOT_MEASURED
+                                                   for p in points.values()):
+        return ArmValue(label, math.nan, None, 0, tuple(sorted(points))), n, direction  # NOT_MEASURED
     if not values:
         return None, n, direction
     summary = stats.across_seeds(values)
