@@ -302,3 +302,48 @@ def test_readme_quotes_the_pages_headline_rows_verbatim():
     assert block, "README.md lacks the <!-- reference-headline --> block that quotes docs/results.md"
     rows = [line for line in block.group(1).splitlines() if line.startswith("| ") and "---" not in line]
     assert rows and all(row in page for row in rows)
+
+
+def test_sampled_decoding_and_mechanism_are_read_by_the_same_rules(tmp_path):
+    """A format-3 arm that lowers NLL on rare reference tokens and raises it on frequent ones gets
+    the mechanism sentence with its CIs, the sampled sentence, the per-bucket figure and both
+    headline cells; a point of the earlier format reads "not measured" there."""
+    import numpy as np
+
+    from harness.report.synthetic import add_load_time_measurements
+
+    plan = {**PLAN, "tasks": ["style"], "arms": [{"loss": "ce"}, {"loss": "pdl", "options": {"alpha": 0.25}},
+                                                {"loss": "face"}], "seeds": [0]}
+    counts = np.array([400 - 6 * i for i in range(len(WORDS))] + [0], dtype=np.int64)
+    rng = np.random.default_rng(1)
+    example = np.repeat(np.arange(N_TEST), 8)
+    token = rng.integers(0, len(WORDS), size=example.size)
+    base_nll = rng.uniform(1.0, 3.0, size=example.size)
+    rare = token >= 40  # the rarest ids of `counts` (the last mass bucket holds ids 39-49)
+    for loss, options, shift in (("ce", {}, 0.0), ("pdl", {"alpha": 0.25}, 1.0)):
+        path = add_point(tmp_path, "style", loss, options, 0)
+        nll = base_nll - shift * np.where(rare, 0.8, -0.3)
+        sampled = generations((loss, options.get("alpha")), 1 if loss == "ce" else 0)
+        add_load_time_measurements(path, token_scores={"example": example, "token": token, "nll": nll,
+                                                       "correct": nll < 1.2},
+                                   train_counts=counts, decodings={"sampled": sampled})
+    add_point(tmp_path, "style", "face", {}, 0)  # written by the earlier format: nothing measured at load time
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan), encoding="utf-8")
+    built = build(tmp_path, tmp_path / "out")
+    text = built.out.read_text(encoding="utf-8")
+    body = section(text, "style")
+    [result] = built.verdicts
+    arm = verdict.resolved_arm(ReferenceArm(loss="pdl", options={"alpha": 0.25}))
+    rarest, frequent = result.row("nll-rarest", arm), result.row("nll-most-frequent", arm)
+    assert rarest.ci_high < 0 < frequent.ci_low
+    assert (f"  - Likelihood by frequency (teacher-forced): lowers NLL on the rarest 10% of reference tokens by "
+            f"{verdict.delta_text(rarest)}, raises NLL on the most frequent 10% by {verdict.delta_text(frequent)}."
+            in body)
+    sampled = result.row("distinct-2", arm, verdict.SAMPLED)
+    assert sampled.ci_low > 0  # the sampled outputs are the diverse arm's
+    assert f"  - Sampled decoding (seeds 0): raises distinct-2" in body and verdict.delta_text(sampled) in body
+    face = body.split("- `face`", 1)[1].split("\n- ", 1)[0]
+    assert "Sampled decoding: not measured" in face and "Likelihood by frequency: not measured" in face
+    assert any(p.name == "style__nll_by_bucket.png" for p in built.figures)
+    headline = text.split("## Headline", 1)[1].split("\n## ", 1)[0]
+    assert f"| {verdict.delta_text(rarest)} |" in headline and "| not measured | not measured |" in headline

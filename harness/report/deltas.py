@@ -83,17 +83,15 @@ def _measured_seeds(group: Group, arm: Arm, baseline: Arm, measured: Callable[[d
             and not seed_pairing_problems(base_points[s], arm_points[s])]
 
 
-def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], *, n_boot: int,
-                       bootstrap_seed: int) -> dict[str, Any]:
-    """Paired deltas of the likelihood rows from each point's token_scores.npz (bucketed by the
-    baseline's training counts, which paired arms share), averaged over the measured seeds."""
-    from harness.metrics import PairedResult
-    from harness.metrics.likelihood import bucket_sums, paired_bucket_deltas
+def likelihood_runs(group: Group, arm: Arm, baseline: Arm) -> tuple[list[tuple], list[int]]:
+    """(baseline, arm) BucketSums per paired seed that measured the likelihood, from each point's
+    token_scores.npz bucketed by the baseline's training counts (which paired arms share), and
+    those seeds."""
+    from harness.metrics.likelihood import bucket_sums
 
-    seeds = _measured_seeds(group, arm, baseline, lambda record: record.get("token_likelihood") is not None)
     arm_points, base_points = group.points_of(arm), group.points_of(baseline)
-    runs = []
-    for seed in seeds:
+    runs, seeds = [], []
+    for seed in _measured_seeds(group, arm, baseline, lambda record: record.get("token_likelihood") is not None):
         counts = base_points[seed].train_counts()
         scores = [p.token_scores() for p in (base_points[seed], arm_points[seed])]
         if counts is None or any(s is None for s in scores):
@@ -102,6 +100,17 @@ def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], 
         n_buckets = base_points[seed].metrics["token_likelihood"]["n_buckets"]
         runs.append(tuple(bucket_sums(s["example"], s["token"], s["nll"], s["correct"], counts, n_examples, n_buckets)
                           for s in scores))
+        seeds.append(seed)
+    return runs, seeds
+
+
+def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], *, n_boot: int,
+                       bootstrap_seed: int) -> dict[str, Any]:
+    """Paired deltas of the likelihood rows, averaged over the seeds that measured them."""
+    from harness.metrics import PairedResult
+    from harness.metrics.likelihood import paired_bucket_deltas
+
+    runs, _ = likelihood_runs(group, arm, baseline)
     if not runs:
         return {}
     out = {}

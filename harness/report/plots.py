@@ -31,7 +31,7 @@ UNITS = {
     "vocab-size": "word types",
 }
 ALPHA_LABEL = "alpha (loss exponent; 0 = CE)"
-FIGURE_KINDS = ("diversity_vs_alpha", "quality_vs_diversity", "rare_tokens", "training_curves")
+FIGURE_KINDS = ("diversity_vs_alpha", "quality_vs_diversity", "rare_tokens", "nll_by_bucket", "training_curves")
 
 
 def unit_of(metric: str) -> str:
@@ -209,6 +209,48 @@ def rare_token_usage(group: Group) -> Figure | None:
     return fig
 
 
+def nll_by_bucket(group: Group, settings: TableSettings = TableSettings()) -> Figure | None:
+    """Δ NLL vs CE of the test reference tokens per training-frequency bucket (teacher-forced), one
+    line per arm with its 95% paired-bootstrap CI, averaged over the seeds that measured it: does
+    the loss lower NLL on the rare buckets, and what does it pay on the frequent ones?"""
+    from harness.metrics.likelihood import paired_bucket_deltas
+    from harness.report.deltas import likelihood_runs
+
+    baseline = group.baseline()
+    if baseline is None:
+        return None
+    labels, colors, lines = group.labels(), arm_colors(group), {}
+    for arm in group.arms():
+        if arm == baseline:
+            continue
+        runs, seeds = likelihood_runs(group, arm, baseline)
+        if runs:
+            lines[labels[arm]] = (paired_bucket_deltas(runs, "nll", n_boot=settings.n_boot,
+                                                       seed=settings.bootstrap_seed), seeds)
+    if not lines:
+        return None
+    fig = Figure(figsize=(8, 4.4), layout="constrained")
+    ax = fig.subplots()
+    first = next(iter(lines.values()))[0]
+    x = np.arange(len(first))
+    for label, (rows, seeds) in lines.items():
+        delta = np.array([np.nan if r["delta"] is None else r["delta"] for r in rows])
+        low = np.array([np.nan if r["ci_low"] is None else r["ci_low"] for r in rows])
+        high = np.array([np.nan if r["ci_high"] is None else r["ci_high"] for r in rows])
+        ax.errorbar(x, delta, yerr=[delta - low, high - delta], marker="o", capsize=3, color=colors.get(label),
+                    label=f"{label} (seeds {','.join(map(str, seeds))})")
+    ax.axhline(0.0, color="black", linewidth=1, label=f"{BASELINE_LOSS} (Δ = 0)")
+    n_buckets = len(first) - 1
+    names = [f"{100 * b / n_buckets:g}-{100 * (b + 1) / n_buckets:g}%" for b in range(n_buckets)] + ["unseen"]
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("training-frequency bucket of the reference token (share of training token mass, frequent → rare)")
+    ax.set_ylabel(f"Δ NLL vs {BASELINE_LOSS} (nats per token) ↓ better")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _title(fig, group, "Teacher-forced NLL of the test references by training frequency")
+    return fig
+
+
 def _curve(points, key: str) -> pd.Series:
     """Mean over seeds of one logged quantity per step."""
     records = [{"seed": p.seed, "step": r["step"], key: r[key]} for p in points
@@ -261,6 +303,7 @@ def group_figures(group: Group) -> dict[str, Figure]:
         "diversity_vs_alpha": diversity_vs_alpha(group, frame),
         "quality_vs_diversity": quality_vs_diversity(group, frame),
         "rare_tokens": rare_token_usage(group),
+        "nll_by_bucket": nll_by_bucket(group),
         "training_curves": training_curves(group),
     }
     return {kind: fig for kind, fig in made.items() if fig is not None}

@@ -86,7 +86,8 @@ def add_load_time_measurements(path: Path, *, token_scores: dict[str, np.ndarray
                                tokenize=None) -> None:
     """Give a complete hand-made point what a format-3 point measures while its model is loaded:
     token_scores.npz (arrays example, token, nll, correct) with its likelihood summary, and each
-    further decoding's generations file and metrics, scored with the task's metrics."""
+    further decoding's generations file and metrics, scored with the task's metrics; and the
+    training counts (train_counts.npz) they are bucketed by."""
     from types import SimpleNamespace
 
     from harness.io import write_jsonl_atomic as write_rows
@@ -99,6 +100,7 @@ def add_load_time_measurements(path: Path, *, token_scores: dict[str, np.ndarray
     sums = bucket_sums(token_scores["example"], token_scores["token"], token_scores["nll"], token_scores["correct"],
                        train_counts, metrics["n_test"], n_buckets)
     write_token_scores(path, SimpleNamespace(**token_scores))
+    write_train_counts(path, train_counts)  # the counts the scores are bucketed by, as a real point has
     metrics["token_likelihood"] = likelihood_summary(sums, float(np.mean(token_scores["nll"])))
     metrics["decodings"] = {}
     for name, rows in decodings.items():

@@ -23,7 +23,7 @@ from harness.comparison import Comparison
 from harness.errors import HarnessError
 from harness.io import write_text_atomic
 from harness.reference_plan import PLAN_FILE, ReferenceArm, ReferencePlan
-from harness.render.cells import Grid, Row, delta_text, duration_text
+from harness.render.cells import NOT_MEASURED, Grid, Row, delta_text, duration_text
 from harness.render.markdown import markdown_table, markdown_text
 from harness.report.collect import (
     BASELINE_LOSS,
@@ -33,6 +33,7 @@ from harness.report.collect import (
     collect,
 )
 from harness.report.deltas import TokenizerLoader
+from harness.report.measured import decoding_metric
 from harness.report.tables import GroupTable, TableSettings, build_group_table
 from harness.results import PointConfig, arm_labels, read_config, slug
 from harness.store import PointStore, point_state
@@ -48,7 +49,8 @@ DIVERSITY_PREFERENCE = ("distinct-2", "distinct-1", "ngram-entropy-4")
 # BLEU first: a task that scores BLEU (style transfer) asks for the reference's exact wording;
 # otherwise ROUGE-L, the longest-common-subsequence overlap (summaries, dialogue).
 QUALITY_PREFERENCE = ("bleu", "rougeL", "rougeLsum", "rouge1", "rouge2", "chrf")
-FIGURE_KINDS = ("diversity_vs_alpha", "quality_vs_diversity", "rare_tokens")
+FIGURE_KINDS = ("diversity_vs_alpha", "quality_vs_diversity", "rare_tokens", "nll_by_bucket")
+SAMPLED = "sampled"  # the further decoding the page reads beside the greedy one (the tasks' default `decodings`)
 NOT_RUN = "not run yet (no folder)"
 
 
@@ -252,6 +254,22 @@ def headline_reading(diversity: str, div_row: Comparison | None, quality: str | 
     return ", ".join([diversity_words(diversity, div_row)] + ([quality_words(quality, q_row)] if q_row else []))
 
 
+def likelihood_words(where: str, row: Comparison | None) -> str:
+    """`lowers NLL on the rarest 10% of reference tokens by -0.2 [...]`, by the CI rule."""
+    sign = ci_sign(row)
+    if sign == 0:
+        return f"leaves NLL on {where} unresolved ({delta_text(row)})"
+    return f"{'lowers' if sign < 0 else 'raises'} NLL on {where} by {delta_text(row)}"
+
+
+def mechanism_sentence(rarest: Comparison | None, frequent: Comparison | None, share: str) -> str:
+    """The arm's likelihood-by-frequency reading (teacher-forced, no decoding), by the CI rule."""
+    if not (_measured(rarest) and _measured(frequent)):
+        return "Likelihood by frequency: not measured (no paired point of result format 3 yet)."
+    return (f"Likelihood by frequency (teacher-forced): {likelihood_words(f'the rarest {share} of reference tokens', rarest)}"
+            f", {likelihood_words(f'the most frequent {share}', frequent)}.")
+
+
 def device_words(points: list[Point]) -> str:
     """CPU or GPU (its name), from each point's recorded device."""
     kinds = set()
@@ -302,11 +320,21 @@ class TaskVerdict:
             self._empty[arm] = empty_outputs(group.points, arm) if group is not None else (0, 0)
         return self._empty[arm]
 
-    def row(self, metric: str | None, arm: Arm) -> Comparison | None:
+    def row(self, metric: str | None, arm: Arm, decoding: str | None = None) -> Comparison | None:
+        """The table row of the arm on a metric (of a further decoding when named)."""
         if self.table is None or metric is None:
             return None
         label = self.labels[arm]
+        metric = metric if decoding is None else decoding_metric(decoding, metric)
         return next((r for r in self.table.rows if r.metric == metric and r.arm.label == label), None)
+
+    @property
+    def bucket_share(self) -> str:
+        """The share of training token mass one likelihood bucket holds (`10%`)."""
+        group = self.results.group
+        n_buckets = next((p.metrics["token_likelihood"]["n_buckets"] for p in (group.points if group else [])
+                          if p.metrics.get("token_likelihood")), 10)
+        return f"{100 / n_buckets:g}%"
 
 
 def judge_task(results: TaskResults, labels: dict[Arm, str], settings: TableSettings,
@@ -333,7 +361,8 @@ def write_task_figures(verdict: TaskVerdict, figures_dir: Path) -> dict[str, Pat
         made = {"diversity_vs_alpha": plots.diversity_vs_alpha(group, frame),
                 "quality_vs_diversity": plots.quality_vs_diversity(group, frame, quality=verdict.quality,
                                                                    diversity=verdict.diversity),
-                "rare_tokens": plots.rare_token_usage(group)}
+                "rare_tokens": plots.rare_token_usage(group),
+                "nll_by_bucket": plots.nll_by_bucket(group, PAGE_SETTINGS)}
     written = {}
     for kind in FIGURE_KINDS:
         stem = Path(figures_dir) / f"{task}__{kind}"
@@ -361,8 +390,9 @@ def empty_words(verdict: TaskVerdict, arm: Arm) -> str:
 
 
 def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
-    """One sentence per non-baseline arm of the plan, in plan order (the baseline gets one only
-    when some of its outputs are empty, which every delta against it inherits)."""
+    """One sentence per non-baseline arm of the plan, in plan order, with two sub-items: the same
+    rules on the sampled decoding, and the likelihood by frequency (the baseline gets a sentence
+    only when some of its outputs are empty, which every delta against it inherits)."""
     if verdict.diversity is None:
         return ["No diversity metric of " + ", ".join(DIVERSITY_PREFERENCE) + " is scored by this task: no verdict."]
     group = verdict.results.group
@@ -375,8 +405,24 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
                             verdict.row(verdict.quality, arm))
         if div_row is not None and div_row.paired_seeds and list(div_row.paired_seeds) != group.seeds:
             text += f" Paired on seed(s) {', '.join(map(str, div_row.paired_seeds))} only."
-        lines.append(text + empty_words(verdict, arm))
+        mechanism = mechanism_sentence(verdict.row("nll-rarest", arm), verdict.row("nll-most-frequent", arm),
+                                       verdict.bucket_share)
+        lines.append(text + empty_words(verdict, arm) + f"\n  - {sampled_sentence(verdict, arm)}\n  - {mechanism}")
     return lines
+
+
+def sampled_sentence(verdict: TaskVerdict, arm: Arm) -> str:
+    """The same verdict rules read on the sampled decoding (nucleus p 0.9, temperature 1)."""
+    div_row = verdict.row(verdict.diversity, arm, SAMPLED)
+    if not _measured(div_row):
+        return "Sampled decoding: not measured (no paired point of result format 3 yet)."
+    reading = headline_reading(verdict.diversity, div_row, verdict.quality, verdict.row(verdict.quality, arm, SAMPLED))
+    numbers = f"{verdict.diversity} {delta_text(div_row)}"
+    q_row = verdict.row(verdict.quality, arm, SAMPLED)
+    if verdict.quality is not None and _measured(q_row):
+        numbers += f", {verdict.quality} {delta_text(q_row)}"
+    seeds = ", ".join(map(str, div_row.paired_seeds))
+    return f"Sampled decoding (seeds {seeds}): {reading} ({numbers})."
 
 
 def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
@@ -390,12 +436,16 @@ def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
             empty, total = v.empty_outputs(arm)
             if empty:
                 reading += f" ({empty} of {total} outputs empty)"
+            sampled, rarest = v.row(v.diversity, arm, SAMPLED), v.row("nll-rarest", arm)
             cells = [v.results.task, v.labels[arm],
                      f"{v.diversity} {delta_text(div_row)}" if div_row is not None and v.diversity else "",
-                     f"{v.quality} {delta_text(q_row)}" if q_row is not None and v.quality else "", reading]
+                     f"{v.quality} {delta_text(q_row)}" if q_row is not None and v.quality else "", reading,
+                     f"{v.diversity} {delta_text(sampled)}" if _measured(sampled) and v.diversity else NOT_MEASURED,
+                     delta_text(rarest) if _measured(rarest) else NOT_MEASURED]
             rows.append(Row(cells, block_start=arm == arms[1]))
     return Grid(["task", "arm", f"diversity Δ vs {BASELINE_LOSS} [95% CI]", f"quality Δ vs {BASELINE_LOSS} [95% CI]",
-                 "reading"], [False, False, True, True, False], rows)
+                 "reading", "sampled: diversity Δ [95% CI]", "NLL Δ, rarest 10% [95% CI]"],
+                [False, False, True, True, False, True, True], rows)
 
 
 def examples_markdown(group: Group, k: int, arms: list[Arm], labels: dict[Arm, str]) -> str:
@@ -436,6 +486,9 @@ FIGURE_CAPTIONS = {
                             "(mean over seeds; error bars: std over seeds).",
     "rare_tokens": "Share of generated tokens per training-frequency bucket for every arm and the references "
                    "(left), and its ratio to the references' share (right).",
+    "nll_by_bucket": "Teacher-forced NLL of the test reference tokens, Δ vs CE per training-frequency bucket "
+                     "(one line per arm, 95% paired-bootstrap CI over test examples, averaged over the seeds "
+                     "named in the legend; below 0: the arm predicts those tokens better).",
 }
 
 
@@ -509,7 +562,10 @@ def rules_markdown() -> str:
             "is a difference the test resolves (\"raises\", \"lowers\", \"cost\", \"gain\"); one that holds 0 is "
             f"not. The main diversity metric is the first of {', '.join(DIVERSITY_PREFERENCE)} that the task scores; "
             f"the main quality metric the first of {', '.join(QUALITY_PREFERENCE)} (BLEU where the task asks for the "
-            "reference's wording, else ROUGE-L).")
+            "reference's wording, else ROUGE-L). The sampled decoding (nucleus p = 0.9, temperature 1, seeded by "
+            "the point's seed) is read by the same rules. The likelihood sentence reads the teacher-forced NLL of "
+            "the test reference tokens in the rarest and the most frequent 10% of training target mass (the "
+            "rare-token profile's buckets), by the same CI rule; no decoding plays a part in it.")
 
 
 def render_page(results_dir: Path, plan: ReferencePlan, arms: list[Arm], labels: dict[Arm, str],
