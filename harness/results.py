@@ -199,6 +199,20 @@ class PointMetrics(_Record):
         return self.format >= LOAD_TIME_MEASUREMENTS_FORMAT
 
 
+NOT_MEASURED = "not measured"  # how a table shows what a point of an earlier format did not measure
+DECODING_SEPARATOR = "/"  # a further decoding's rows are named `<decoding>/<metric>` in every table
+
+
+def decoding_metric(decoding: str, metric: str) -> str:
+    return f"{decoding}{DECODING_SEPARATOR}{metric}"
+
+
+def split_decoding(name: str) -> tuple[str | None, str]:
+    """(decoding, metric) of a row name; decoding None for the main decoding's metrics."""
+    decoding, separator, metric = name.partition(DECODING_SEPARATOR)
+    return (decoding, metric) if separator else (None, name)
+
+
 def generations_file(decoding: str | None = None) -> str:
     """The generations file of the main decoding (None) or of a further decoding by its name."""
     return GENERATIONS_FILE if decoding is None else f"generations-{decoding}.jsonl"

@@ -89,8 +89,10 @@ def test_bench_pairs_ce_and_pdl(task_file, tmp_path, capsys):
     comparisons = list((tmp_path / "tiny-bible").glob("*/comparisons/*.json"))
     assert len(comparisons) == 1
     comparison = json.loads(comparisons[0].read_text())
-    assert set(comparison["metrics"]) == set(METRICS)
+    likelihood = ["test-ce", "nll-most-frequent", "nll-rarest", "top1-rarest"]
+    assert list(comparison["metrics"]) == [*METRICS, *likelihood, *(f"sampled/{m}" for m in METRICS)]
     assert comparison["paired_checks"]["init_hash"] and comparison["paired_checks"]["data_order_hash"]
+    assert "| nll-rarest ↓ |" in out and "| sampled/distinct-2 ↑ |" in out
 
 
 def test_sweep_runs_the_grid_then_skips_it(task_file, tmp_path, capsys):

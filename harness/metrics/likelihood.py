@@ -21,8 +21,32 @@ from harness import stats
 from harness.errors import HarnessError
 from harness.metrics.base import ratio_of_sums
 from harness.metrics.rare_tokens import _bucket_of, _check_counts, token_buckets
+from harness.results import NOT_MEASURED, split_decoding
 
 QUANTITIES = ("nll", "accuracy", "probability")  # what a bucket reports: mean of each over its tokens
+
+
+@dataclass(frozen=True)
+class LikelihoodRow:
+    """One comparison row of the likelihood: a quantity's mean over one bucket's tokens (or all)."""
+
+    quantity: str  # one of QUANTITIES
+    bucket: str  # "all" (every reference token), "most frequent" (bucket 0), "rarest" (the last mass bucket)
+    higher_is_better: bool
+
+
+# The rows tables and bench show (the verdict page draws every bucket).
+LIKELIHOOD_ROWS = {
+    "test-ce": LikelihoodRow("nll", "all", False),
+    "nll-most-frequent": LikelihoodRow("nll", "most frequent", False),
+    "nll-rarest": LikelihoodRow("nll", "rarest", False),
+    "top1-rarest": LikelihoodRow("accuracy", "rarest", True),
+}
+
+
+def bucket_index(row: LikelihoodRow, n_buckets: int) -> int | None:
+    """The row's bucket column (None: every token pooled)."""
+    return {"all": None, "most frequent": 0, "rarest": n_buckets - 1}[row.bucket]
 
 
 @dataclass(frozen=True)
@@ -124,3 +148,48 @@ def paired_bucket_deltas(runs: list[tuple[BucketSums, BucketSums]], quantity: st
             row.update(a=None, b=None, delta=None, ci_low=None, ci_high=None, p_value=None)
         out.append(row)
     return out
+
+
+def point_bucket_sums(scores: dict[str, np.ndarray], train_counts: np.ndarray, n_examples: int,
+                      n_buckets: int) -> BucketSums:
+    """A point's BucketSums from its token_scores.npz arrays (harness.results.read_token_scores)."""
+    return bucket_sums(scores["example"], scores["token"], scores["nll"], scores["correct"], train_counts,
+                       n_examples, n_buckets)
+
+
+def compare_likelihood(runs: list[tuple[BucketSums, BucketSums]], names: list[str], *, n_boot: int,
+                       seed: int) -> dict:
+    """The LIKELIHOOD_ROWS named, arm B - arm A averaged over the (A, B) pairs of seeds, as
+    PairedResult records (the text metrics' record), one shared resample of test examples."""
+    from harness.metrics.suite import PairedResult
+
+    out = {}
+    for name in names:
+        row = LIKELIHOOD_ROWS[name]
+        index = bucket_index(row, runs[0][0].n_buckets)
+        pairs = [(a.pooled(), b.pooled()) for a, b in runs] if index is None else runs
+        result = paired_bucket_deltas(pairs, row.quantity, n_boot=n_boot, seed=seed)[index or 0]
+        if result["delta"] is not None:
+            out[name] = PairedResult(name, row.higher_is_better, result["a"], result["b"], result["delta"],
+                                     result["ci_low"], result["ci_high"], result["p_value"],
+                                     runs[0][0].tokens.shape[0])
+    return out
+
+
+def rows_legend(names: list[str], n_buckets: int = 10, *, not_measured: bool = False) -> str | None:
+    """The table footnote that says what the further rows are (None when a table has none), and
+    what "not measured" means when a row shows it."""
+    parts = []
+    if any(name in LIKELIHOOD_ROWS for name in names):
+        share = f"{100 / n_buckets:g}%"
+        parts.append("test-ce: teacher-forced CE of the test references; nll-most-frequent / nll-rarest / "
+                     f"top1-rarest: mean NLL and top-1 accuracy on reference tokens in the most frequent / "
+                     f"rarest {share} of training target mass (docs/reporting.md)")
+    decodings = sorted({d for d in (split_decoding(n)[0] for n in names) if d is not None})
+    if decodings:
+        parts.append(", ".join(f"{d}/<metric>" for d in decodings) + ": the metric on that decoding of the test "
+                     "prompts (the task's `decodings`; sampled = nucleus p 0.9, temperature 1, by default)")
+    if not parts:
+        return None
+    return "; ".join(parts) + "." + (f" {NOT_MEASURED}: the point was written before result format 3 (or does "
+                                     "not have that decoding)." if not_measured else "")

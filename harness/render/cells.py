@@ -13,9 +13,9 @@ from typing import Any
 
 from harness.comparison import Comparison
 from harness.numbers import format_delta, format_interval, format_p, format_value, is_missing
+from harness.results import NOT_MEASURED
 
 ARROWS = {True: "↑", False: "↓"}
-NOT_MEASURED = "not measured"  # an arm whose points were written before the row was measured
 PAIR_DIGITS = 4  # values, deltas and interval ends of a two-arm table
 VALUE_DIGITS, SPREAD_DIGITS, DELTA_DIGITS = 4, 2, 3  # mean, ± std and delta [interval] of an arm table
 ARM_HEADERS = ["metric", "arm", "mean ± std (seeds)", "Δ vs CE [95% CI]", "p", "seeds", "n"]
@@ -104,7 +104,8 @@ def value_grid(results: Iterable[Any], *, missing: str = "") -> Grid:
     return Grid(["metric", "value", "95% CI", "better", "level"], [False, True, True, True, True], rows)
 
 
-PHASES = ("load", "train", "validation", "generate", "score")  # the order a point runs them
+# a point's phases as its records list them (further decodings: generate_<name>)
+PHASES = ("load", "train", "validation", "generate", "generate_sampled", "likelihood", "score")
 
 
 def memory_grid(points: Sequence[tuple[str, int, dict[str, float]]]) -> Grid:

@@ -15,7 +15,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.report.collect import Group
-from harness.report.measured import LIKELIHOOD_ROWS, bucket_index, decoding_metric, split_decoding
+from harness.metrics.likelihood import LIKELIHOOD_ROWS
+from harness.results import decoding_metric, split_decoding
 
 TokenizerLoader = Callable[[str], Any]
 Arm = tuple[str, str]
@@ -87,7 +88,7 @@ def likelihood_runs(group: Group, arm: Arm, baseline: Arm) -> tuple[list[tuple],
     """(baseline, arm) BucketSums per paired seed that measured the likelihood, from each point's
     token_scores.npz bucketed by the baseline's training counts (which paired arms share), and
     those seeds."""
-    from harness.metrics.likelihood import bucket_sums
+    from harness.metrics.likelihood import point_bucket_sums
 
     arm_points, base_points = group.points_of(arm), group.points_of(baseline)
     runs, seeds = [], []
@@ -98,8 +99,7 @@ def likelihood_runs(group: Group, arm: Arm, baseline: Arm) -> tuple[list[tuple],
             continue
         n_examples = base_points[seed].metrics["n_test"]
         n_buckets = base_points[seed].metrics["token_likelihood"]["n_buckets"]
-        runs.append(tuple(bucket_sums(s["example"], s["token"], s["nll"], s["correct"], counts, n_examples, n_buckets)
-                          for s in scores))
+        runs.append(tuple(point_bucket_sums(s, counts, n_examples, n_buckets) for s in scores))
         seeds.append(seed)
     return runs, seeds
 
@@ -107,22 +107,10 @@ def likelihood_runs(group: Group, arm: Arm, baseline: Arm) -> tuple[list[tuple],
 def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], *, n_boot: int,
                        bootstrap_seed: int) -> dict[str, Any]:
     """Paired deltas of the likelihood rows, averaged over the seeds that measured them."""
-    from harness.metrics import PairedResult
-    from harness.metrics.likelihood import paired_bucket_deltas
+    from harness.metrics.likelihood import compare_likelihood
 
     runs, _ = likelihood_runs(group, arm, baseline)
-    if not runs:
-        return {}
-    out = {}
-    for name in names:
-        row = LIKELIHOOD_ROWS[name]
-        index = bucket_index(row, runs[0][0].n_buckets)
-        pairs = [(a.pooled(), b.pooled()) for a, b in runs] if index is None else runs
-        result = paired_bucket_deltas(pairs, row.quantity, n_boot=n_boot, seed=bootstrap_seed)[index or 0]
-        if result["delta"] is not None:
-            out[name] = PairedResult(name, row.higher_is_better, result["a"], result["b"], result["delta"],
-                                     result["ci_low"], result["ci_high"], result["p_value"], runs[0][0].tokens.shape[0])
-    return out
+    return compare_likelihood(runs, names, n_boot=n_boot, seed=bootstrap_seed) if runs else {}
 
 
 def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: str, notes: list[str],

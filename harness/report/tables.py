@@ -27,9 +27,9 @@ from harness.errors import HarnessError
 from harness.render.tidy import tidy_record
 from harness.report.collect import Collection, Group, Point
 from harness.report.deltas import TokenizerLoader, group_deltas
-from harness.report.measured import (
-    LIKELIHOOD_ROWS, NOT_MEASURED, is_further_row, legend, measured_names, measured_value, split_decoding,
-)
+from harness.metrics.likelihood import LIKELIHOOD_ROWS, rows_legend
+from harness.report.measured import is_further_row, measured_names, measured_value
+from harness.results import NOT_MEASURED, split_decoding
 
 VALIDATION_CE = "validation-ce"  # plain token cross-entropy on the validation split (every arm)
 
@@ -151,8 +151,9 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
             row_arms.append(arm)
     rows = mark_best(rows)
     main = _frame(group, rows, row_arms)
-    if legend(names):
-        notes.append(legend(names))
+    legend = rows_legend(names, not_measured=any(not row.arm.measured for row in rows))
+    if legend:
+        notes.append(legend)
     if any(r for r, _ in deltas.values()) and any(len(seeds) > 1 for _, seeds in deltas.values()):
         notes.append("delta CI over several seeds: test examples resampled jointly for every seed, "
                      "delta recomputed per seed and averaged (docs/reporting.md).")

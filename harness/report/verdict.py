@@ -23,7 +23,7 @@ from harness.comparison import Comparison
 from harness.errors import HarnessError
 from harness.io import write_text_atomic
 from harness.reference_plan import PLAN_FILE, ReferenceArm, ReferencePlan
-from harness.render.cells import NOT_MEASURED, Grid, Row, delta_text, duration_text
+from harness.render.cells import Grid, Row, delta_text, duration_text
 from harness.render.markdown import markdown_table, markdown_text
 from harness.report.collect import (
     BASELINE_LOSS,
@@ -33,9 +33,8 @@ from harness.report.collect import (
     collect,
 )
 from harness.report.deltas import TokenizerLoader
-from harness.report.measured import decoding_metric
 from harness.report.tables import GroupTable, TableSettings, build_group_table
-from harness.results import PointConfig, arm_labels, read_config, slug
+from harness.results import NOT_MEASURED, PointConfig, arm_labels, decoding_metric, read_config, slug
 from harness.store import PointStore, point_state
 
 Arm = tuple[str, str]  # (loss, options as sorted JSON): harness.results.PointConfig.arm

@@ -6,12 +6,14 @@ can be redone on a CPU without the model.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from harness.comparison import Comparison, from_paired
 from harness.errors import HarnessError
 from harness.io import read_jsonl, write_json_atomic, write_text_atomic
+from harness.metrics.likelihood import rows_legend
 from harness.numbers import format_value
 from harness.render.cells import PHASES, pair_grid
 from harness.render.markdown import markdown_table
@@ -19,7 +21,8 @@ from harness.runner.config import RunConfig
 from harness.runner.failure import run_point_or_record_failure
 from harness.runner.point import PointResult
 from harness.results import (
-    GENERATIONS_FILE, PAIRED_PROVENANCE, Provenance, arm_labels, pairing_problems, read_config, read_train_counts,
+    PAIRED_PROVENANCE, Provenance, arm_labels, decoding_metric, generations_file, pairing_problems, read_config,
+    read_token_scores, read_train_counts,
 )
 
 
@@ -41,19 +44,26 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
 
     paired_checks = check_paired(a, b)  # before any tokenizer load or bootstrap
     config_a, config_b = read_config(a.path), read_config(b.path)
-    rows_a, rows_b = read_jsonl(a.path / GENERATIONS_FILE), read_jsonl(b.path / GENERATIONS_FILE)
-    if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
-        raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
-                           "rerun both arms with the same task config")
     tokenizer = load_tokenizer(config_a.model, trust_remote_code=trust_remote_code)
     counts = read_train_counts(a.path, "rerun that point with --force")
     if counts is None:
         raise HarnessError(f"{a.path} has no training counts", "rerun that point with --force")
     context = MetricContext(train_counts=counts, tokenize=token_ids_fn(tokenizer))
-    paired = compare(
-        [r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b], [r["reference"] for r in rows_a],
-        metrics=config_a.task["metrics"], context=context, n_boot=n_boot, seed=seed,
-    )
+
+    def compared(decoding: str | None) -> dict:
+        rows_a, rows_b = (read_jsonl(p.path / generations_file(decoding)) for p in (a, b))
+        if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
+            raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
+                               "rerun both arms with the same task config")
+        return compare([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
+                       [r["reference"] for r in rows_a], metrics=config_a.task["metrics"], context=context,
+                       n_boot=n_boot, seed=seed)
+
+    paired = compared(None)
+    paired.update(_likelihood(a, b, counts, n_boot=n_boot, seed=seed))
+    for decoding in sorted(set(a.metrics.get("decodings") or {}) & set(b.metrics.get("decodings") or {})):
+        paired.update({decoding_metric(decoding, name): replace(result, name=decoding_metric(decoding, name))
+                       for name, result in compared(decoding).items()})
     labels = arm_labels([config_a.arm, config_b.arm])  # the tables' labels
     label_a, label_b = labels[config_a.arm], labels[config_b.arm]
     return {
@@ -69,6 +79,18 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
                              "b": (b.provenance.get("peak_memory") or {}).get("cpu_rss_gib")},
         "metrics": {name: result.to_dict() for name, result in paired.items()},
     }
+
+
+def _likelihood(a: PointResult, b: PointResult, counts, *, n_boot: int, seed: int) -> dict:
+    """The likelihood rows (test-ce, nll by frequency bucket) when both points measured them."""
+    from harness.metrics.likelihood import LIKELIHOOD_ROWS, compare_likelihood, point_bucket_sums
+
+    scores = [read_token_scores(p.path) for p in (a, b)]
+    if any(s is None for s in scores) or not a.metrics.get("token_likelihood"):
+        return {}
+    n_buckets = a.metrics["token_likelihood"]["n_buckets"]
+    sums = tuple(point_bucket_sums(s, counts, a.metrics["n_test"], n_buckets) for s in scores)
+    return compare_likelihood([sums], list(LIKELIHOOD_ROWS), n_boot=n_boot, seed=seed)
 
 
 def comparison_rows(comparison: dict[str, Any]) -> list[Comparison]:
@@ -100,6 +122,9 @@ def format_comparison(comparison: dict[str, Any]) -> str:
 
         lines += ["", f"peak CPU memory by phase (GiB, resident): {by_phase(a, peaks['a'])}; "
                   f"{by_phase(b, peaks['b'])}"]
+    further = rows_legend(list(comparison["metrics"]))
+    if further:
+        lines += ["", further]
     n = rows[0].n if rows else 0
     lines += ["", f"paired bootstrap over {n} test examples, {comparison['n_boot']} resamples, "
               f"seed {comparison['bootstrap_seed']}; same init {comparison['paired_checks']['init_hash']}, "
