@@ -167,6 +167,54 @@ def test_pdl_official_matches_hand_reference(seq2seq):
     assert not loss.scaled_for_grad_accumulation
 
 
+# The official arithmetic as `pdl` options: the ablation's rungs are `pdl` with named options, and
+# its "official" end must be pdl-official itself (docs/losses: "The official arithmetic as options").
+OFFICIAL_OPTIONS = {"alpha": 1.0, "eps": 1e-7, "freq_source": "all_text", "freq_unit": "count",
+                    "normalization": "batch_weight_sum", "unseen_weight": "formula", "special_weight": "formula"}
+
+
+def test_pdl_with_the_official_options_is_pdl_official_on_a_decoder_only_model(tiny_tokenizer, tiny_causal_dir):
+    """Same weights up to one constant (pdl rescales its table to mean 1 over the counted tokens;
+    pdl-official never rescales), so the same loss and gradients: batch_weight_sum divides by the
+    batch's own weight sum and the constant cancels. Not bit for bit: w / scale rounds differently
+    in float32, so loss and gradients agree to float32 rounding (rtol 1e-6), which is tested."""
+    from transformers import AutoModelForCausalLM
+
+    from harness.frequency import count_token_ids, tokenizer_fingerprint
+
+    gen = torch.Generator().manual_seed(0)
+    text_ids = torch.randint(5, len(tiny_tokenizer), (40, 12), generator=gen).tolist()
+    counts = count_token_ids(text_ids, len(tiny_tokenizer))
+    freqs = TokenFrequencies(counts, "all_text", tokenizer_fingerprint(tiny_tokenizer), "data")
+    ctx = loss_context(tiny_tokenizer, is_encoder_decoder=False, frequencies=freqs)
+    official, as_options = build_loss("pdl-official", None, ctx), build_loss("pdl", OFFICIAL_OPTIONS, ctx)
+
+    base = ctx.base_vocab_size
+    ratio = official.token_weights[:base].double() / as_options.token_weights[:base].double()
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-6)  # one constant for every token
+    eos = tiny_tokenizer.eos_token_id
+    assert counts[eos] == 0 and official.token_weights[eos] == pytest.approx(1e7)  # never counted: eps^-alpha
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_dir)
+    ids = torch.randint(5, len(tiny_tokenizer), (3, 10), generator=gen)
+    labels = ids.clone()
+    labels[:, :4] = -100
+    labels[0, -1] = eos  # the token whose 1e7 weight the official code applies
+    results = []
+    for loss_fn in (official, as_options):
+        model.zero_grad()
+        value = loss_fn(model(input_ids=ids), labels, num_items_in_batch=99)  # ignored by both: per micro-batch
+        value.backward()
+        results.append((value.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (v_off, g_off), (v_opt, g_opt) = results
+    assert torch.allclose(v_off, v_opt, rtol=1e-6)
+    # per parameter tensor, relative to its norm: the 1e7 EOS weight makes the other tokens' parts of
+    # the gradient tiny, so element-wise tolerances would test float32 noise, not the arithmetic
+    assert len(g_off) == len(g_opt) > 0
+    assert all(float((a - b).norm()) <= 1e-5 * float(a.norm()) for a, b in zip(g_off, g_opt))
+    assert official.scaled_for_grad_accumulation == as_options.scaled_for_grad_accumulation is False
+
+
 def test_pdl_official_errors_on_added_token_ids():
     loss = build_loss("pdl-official", None, toy_context(source="all_text", base=4))
     with pytest.raises(HarnessError, match="past tokenizer.vocab_size=4"):
