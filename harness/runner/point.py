@@ -311,9 +311,10 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         test_ce = validation_ce(unwrapped, tokenizer, test_ds, is_encoder_decoder=is_encoder_decoder,
                                 chunked=setup.plan.packed_rows, batch_size=eval_batch).ce
     rows = generation_rows(gen_ds, splits["test"], predictions)
+    further_rows = {name: generation_rows(gen_ds, splits["test"], outputs) for name, outputs in further.items()}
     write_jsonl_atomic(store.file(GENERATIONS_FILE), rows)
-    for name, outputs in further.items():
-        write_jsonl_atomic(store.file(generations_file(name)), generation_rows(gen_ds, splits["test"], outputs))
+    for name, decoded in further_rows.items():
+        write_jsonl_atomic(store.file(generations_file(name)), decoded)
     write_train_counts(store.path, setup.train_counts)
     write_token_scores(store.path, scores)
 
@@ -321,9 +322,8 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
         metrics["decodings"] = {
             name: {"settings": task.decodings[name].on_top_of(task.generation).model_dump(mode="json"),
-                   **score_point(task, generation_rows(gen_ds, splits["test"], outputs), tokenizer,
-                                 setup.train_counts, seed=run.seed)}
-            for name, outputs in further.items()}
+                   **score_point(task, decoded, tokenizer, setup.train_counts, seed=run.seed)}
+            for name, decoded in further_rows.items()}
         metrics["token_likelihood"] = {
             **likelihood_summary(bucket_sums(scores.example, scores.token, scores.nll, scores.correct,
                                              setup.train_counts, len(test_ds)), test_ce),
