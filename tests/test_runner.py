@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,7 +154,8 @@ def test_task_without_test_split_fails_clearly(task_file, tmp_path):
     task["source"]["path"] = str(data)
     broken = tmp_path / "no-test.yaml"
     broken.write_text(yaml.safe_dump(task))
-    with pytest.raises(HarnessError, match="test"):
+    # The message itself, not just "test" (which pytest's temp path holds, so any error would match).
+    with pytest.raises(HarnessError, match=re.escape(f"no test file in {data} for task 'tiny-bible'")):
         run_point(point(broken), tmp_path / "results", progress=False)
 
 
@@ -166,7 +168,8 @@ def test_negative_alpha_grid_is_rejected(task_file, tmp_path, capsys):
 def test_unwritable_results_dir_fails_clearly(task_file, tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the results folder should be")
-    with pytest.raises(HarnessError, match="results"):
+    # The reason, not just "results" (which the hint and the temp path hold, so any error would match).
+    with pytest.raises(HarnessError, match=rf"cannot lock {re.escape(str(blocker))}/\S+\.lock: Not a directory"):
         run_point(point(task_file), blocker, progress=False)
 
 
