@@ -19,7 +19,7 @@ from harness.runner.point import resolve, run_point
 from harness.results import METRICS_FILE
 from harness.store import PointLock, PointStore
 from harness.runner.trainer import last_complete_checkpoint
-from test_runner import REPO, point, task_file  # noqa: F401 - the same tiny task fixture
+from test_runner import REPO, point, poison_after_step, task_file  # noqa: F401 - the same tiny task fixture
 from test_store import hold_lock
 
 
@@ -68,37 +68,13 @@ def test_a_killed_forced_rerun_hides_nothing_and_a_finished_one_replaces_the_res
 
 # --- checkpoints ------------------------------------------------------------------------------------
 
-class PoisonGradientsAfterStep:
-    """From step N+1 on, one weight's gradient is NaN while the loss stays finite."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def __call__(self, setup):
-        from transformers import TrainerCallback
-
-        step = self.step
-
-        class Poison(TrainerCallback):
-            def on_step_end(self, args, state, control, model=None, **kwargs):
-                if state.global_step == step:
-                    weight = model.model.layers[0].mlp.down_proj.weight
-                    weight.register_hook(lambda grad: grad * float("nan"))
-
-        setup.trainer.add_callback(Poison())
-        return setup
-
-
 def test_a_nan_gradient_stops_before_the_update_and_the_named_checkpoint_is_finite(task_file, tmp_path,
                                                                                    monkeypatch):
     import torch
     from safetensors.torch import load_file
 
-    from harness.runner import training
-
-    original = training.prepare_training
-    monkeypatch.setattr(training, "prepare_training",
-                        lambda **kw: PoisonGradientsAfterStep(1)(original(**kw)))
+    poison_after_step(monkeypatch, 1, lambda model: model.model.layers[0].mlp.down_proj.weight.register_hook(
+        lambda grad: grad * float("nan")))  # from step 2 on, one weight's gradient is NaN; the loss stays finite
     run = point(task_file, overrides=["training.save_steps=1"])
     with pytest.raises(HarnessError, match="gradient norm became nan at step 2") as err:
         run_point(run, tmp_path, progress=False)
