@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -365,11 +366,23 @@ def test_training_curves_separate_loss_scales_and_validation_ce(tree):
     assert all(ax.get_xlabel() == "optimizer step" for ax in fig.axes)
 
 
-def test_figures_are_byte_identical_for_identical_inputs(tree):
-    from harness.report.html import figure_png_base64
-
-    group = collect(tree).groups[0]
-    assert figure_png_base64(plots.rare_token_usage(group)) == figure_png_base64(plots.rare_token_usage(group))
+@pytest.mark.slow  # two `pdl-bench plot` processes at once (~6 s)
+def test_figures_are_byte_identical_for_identical_inputs(tree, tmp_path):
+    """`plot` run twice, in two processes at different times, writes the same bytes: PDFs carry no
+    creation date (SOURCE_DATE_EPOCH, which matplotlib would write as the date, sets the two clocks)."""
+    outs = [tmp_path / clock for clock in ("1000000000", "2000000000")]
+    runs = [subprocess.Popen([sys.executable, "-m", "harness", "plot", "--results-dir", str(tree), "--out", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO), "SOURCE_DATE_EPOCH": out.name})
+            for out in outs]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+    files = sorted(p.name for p in outs[0].iterdir())
+    assert files == sorted(p.name for p in outs[1].iterdir())
+    assert sum(name.endswith(".pdf") for name in files) == len(plots.FIGURE_KINDS)
+    for name in files:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
 
 
 # ----------------------------------------------------------------- HTML report
