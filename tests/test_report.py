@@ -27,6 +27,7 @@ from harness.metrics.paired import seed_averaged_compare  # noqa: E402
 from harness.report.synthetic import WordTokenizer, task_config, write_point  # noqa: E402
 from harness.report.table_render import render_markdown, to_latex, to_markdown, write_tables  # noqa: E402
 from harness.report.tables import TableSettings, build_tables  # noqa: E402
+from needs import run_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "org/Tiny-LM"
@@ -436,9 +437,16 @@ def test_commands_fail_with_one_line_on_a_missing_results_dir(tmp_path, capsys):
         assert "does not exist" in err and "Traceback" not in err
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium: scripts/install_chromium.sh apt-installs it when it is missing (as root, as
+    in CI, where a failure fails the test). Not root and not installed, the test skips, saying so."""
+    done = run_script("chromium", "install_chromium.sh", timeout=600, installable=os.geteuid() == 0)
+    return done.stdout.splitlines()[-1]
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium (not installed in CI)")
-def test_report_renders_in_headless_chromium(tmp_path):
+def test_report_renders_in_headless_chromium(chromium, tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "check_report_browser.py"), "--keep", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
