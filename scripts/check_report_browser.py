@@ -1,8 +1,8 @@
 """Render a report built from a synthetic results tree in headless Chromium and check the screenshot.
 
 Usage: .venv/bin/python scripts/check_report_browser.py [--keep DIR]
-Needs Debian's chromium (apt-get install -y chromium). Exit 0 when the page rendered to a
-non-trivial PNG; the screenshot path is printed so a person can look at it.
+Needs Debian's chromium (bash scripts/install_chromium.sh, as root). Exit 0 when the page rendered
+to a non-trivial PNG; the screenshot path is printed so a person can look at it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="build the tree, report and screenshot here (kept)")
     args = parser.parse_args()
     if not (shutil.which("chromium") or Path(CHROMIUM).exists()):
-        print("chromium not found: apt-get install -y chromium", file=sys.stderr)
+        print("chromium not found: bash scripts/install_chromium.sh (as root)", file=sys.stderr)
         return 2
     import matplotlib
 

@@ -10,8 +10,9 @@
 # `start` is idempotent: when the cluster already runs it only checks that it takes a job.
 # On failure it prints one line "slurm_local: ..." to stderr and exits non-zero.
 set -euo pipefail
-# The daemons (slurmctld, slurmd, munged) live in /usr/sbin, which a minimal PATH (env -i, CI) lacks.
-export PATH="$PATH:/usr/sbin:/sbin"
+NAME=slurm_local
+# shellcheck source=scripts/_common.sh
+source "$(dirname "$0")/_common.sh" # PATH with /usr/sbin, say, die, apt_install
 
 PARTITION="${SLURM_LOCAL_PARTITION:-debug}"
 CLUSTER_NAME="pdl-local"
@@ -20,16 +21,7 @@ RUN_DIR="/run/slurm-local"
 SPOOL_CTLD="/var/spool/slurmctld-local"
 SPOOL_D="/var/spool/slurmd-local"
 READY_TIMEOUT_S="${SLURM_LOCAL_READY_TIMEOUT:-60}"
-export DEBIAN_FRONTEND=noninteractive
 
-say() { echo "slurm_local: $*"; }
-die() {
-    # The one clear line the test fixture reports; log paths follow on their own lines.
-    echo "slurm_local: $1" >&2
-    shift
-    for extra in "$@"; do echo "  $extra" >&2; done
-    exit 1
-}
 logs_hint() { echo "logs: $LOG_DIR/slurmctld.log $LOG_DIR/slurmd.log $LOG_DIR/munged.log"; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages and starts daemons)"
@@ -80,15 +72,7 @@ install_packages() {
         created_policy=1
     fi
     local ok=0
-    if apt-get install -y -q --no-install-recommends "${pkgs[@]}" >"$log" 2>&1; then
-        ok=1
-    else
-        say "apt-get install failed; running apt-get update and trying again"
-        if apt-get update -q >>"$log" 2>&1 \
-            && apt-get install -y -q --no-install-recommends "${pkgs[@]}" >>"$log" 2>&1; then
-            ok=1
-        fi
-    fi
+    apt_install "$log" "${pkgs[@]}" && ok=1
     [[ $created_policy -eq 1 ]] && rm -f "$policy"
     [[ $ok -eq 1 ]] || die "apt-get could not install slurm-wlm and munge (no package registry?)" \
         "apt log: $log" "$(tail -n 3 "$log" 2>/dev/null | tr '\n' ' ')"

@@ -9,8 +9,10 @@ Use it with::
 
 The fixture runs ``bash scripts/slurm_local.sh start`` once per session (idempotent: quick when the
 cluster already runs; the first time on a new machine it apt-installs slurm-wlm and munge). When the
-cluster cannot be had it skips with the script's own error line, never passes silently. It does not
-stop the cluster at the end: the next session (or person) reuses it. PDL_SKIP_SLURM=1 skips it.
+cluster cannot be had it skips with the script's own error line, never passes silently; under CI
+(CI=true, as root) it fails instead (tests/needs.py). Not root, it skips: SLURM cannot be installed.
+It does not stop the cluster at the end: the next session (or person) reuses it. PDL_SKIP_SLURM=1
+skips it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "slurm_local.sh"
+from needs import cannot_have, run_script
+
+WHAT = "SLURM cluster"
 START_TIMEOUT_S = 360  # the first start apt-installs slurm-wlm and munge
 
 
@@ -36,16 +39,6 @@ class SlurmCluster:
     real_memory_mb: int  # RealMemory: the most a job (or all running jobs together) may ask for
     def_mem_per_cpu_mb: int | None  # what a job that asks for no memory gets per CPU
     conf: Path  # slurm.conf in use
-
-
-def _error_line(stderr: str, stdout: str) -> str:
-    """The script's one clear error line ("slurm_local: ..." on stderr), else the last line it wrote."""
-    for out in (stderr, stdout):
-        ours = [ln.strip() for ln in out.splitlines() if ln.startswith("slurm_local:")]
-        if ours:
-            return ours[-1]
-    lines = [ln.strip() for ln in (stdout + "\n" + stderr).splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
 
 
 def _kv(text: str) -> dict[str, str]:
@@ -77,21 +70,11 @@ def _describe() -> SlurmCluster:
 def slurm_cluster() -> SlurmCluster:
     if os.environ.get("PDL_SKIP_SLURM") == "1":
         pytest.skip("PDL_SKIP_SLURM=1")
-    if os.geteuid() != 0:
-        pytest.skip("SLURM cluster could not start: scripts/slurm_local.sh must run as root")
-    try:
-        proc = subprocess.run(
-            ["bash", str(SCRIPT), "start"],
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_S,
-            cwd=REPO,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"SLURM cluster could not start: slurm_local.sh start took over {START_TIMEOUT_S}s")
-    if proc.returncode != 0:
-        pytest.skip(f"SLURM cluster could not start: {_error_line(proc.stderr, proc.stdout)}")
+    if os.geteuid() != 0:  # CI or not: SLURM cannot be installed here
+        pytest.skip("SLURM cluster could not start: scripts/slurm_local.sh must run as root "
+                    "(it apt-installs slurm-wlm and munge and starts their daemons)")
+    run_script(WHAT, "slurm_local.sh", "start", timeout=START_TIMEOUT_S)
     try:
         return _describe()
     except (subprocess.SubprocessError, OSError, KeyError, IndexError, ValueError) as e:
-        pytest.skip(f"SLURM cluster could not start: it started but scontrol could not describe it ({e})")
+        cannot_have(WHAT, f"it started but scontrol could not describe it ({e})")

@@ -1,10 +1,12 @@
 """The CLI shell, the registry and the hub fast-failure."""
 
+import re
 import time
+from pathlib import Path
 
 import pytest
 
-from harness import cli, hub
+from harness import cli, commands, hub
 from harness.errors import HarnessError
 from harness.registry import Registry
 
@@ -26,10 +28,22 @@ def test_registry_rejects_duplicates():
 
 
 def test_top_level_help_lists_commands(capsys):
+    """Every module in harness/commands/ is listed under COMMAND, once, with its one-line help."""
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
     assert exit_info.value.code == 0
-    assert "COMMAND" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    section = out.split("\n  COMMAND\n", 1)[1].split("\n\n")[0]  # the block under "positional arguments"
+    listed = re.findall(r"^ {4}(\S+)", section, re.M)  # an entry is indented 4; its wrapped help, more
+    modules = sorted(p.stem.replace("_", "-") for p in Path(commands.__file__).parent.glob("*.py")
+                     if not p.stem.startswith("_"))
+    assert len(modules) > 10
+    assert listed == modules
+    def bare(text: str) -> str:  # argparse wraps to the terminal's width, also after a hyphen
+        return re.sub(r"\s+", "", text)
+
+    for name, module in cli.command_modules():
+        assert bare(name + module.HELP) in bare(section), name
 
 
 def test_every_command_has_help(capsys):

@@ -118,13 +118,27 @@ def test_hub_id_offline_fails_fast_naming_alternatives(monkeypatch):
     assert "smollm2-135m" in text and "bert2bert-minilm" in text and "local folder" in text
 
 
-def test_builtin_resolves_without_building():
+def test_builtin_resolves_without_building(monkeypatch, tmp_path):
+    """Resolving names the kind from the registry alone: with an empty cache and every builder (and
+    the cache's build entry point) raising, it still answers."""
+    import dataclasses
+
+    from harness.models import loading
+
+    def build(*args, **kwargs):
+        raise AssertionError("resolve_model built a model")
+
+    monkeypatch.setenv("PDL_BENCH_CACHE", str(tmp_path / "empty-cache"))
+    for alias, model in list(BUILTIN_MODELS.items()):
+        monkeypatch.setitem(BUILTIN_MODELS, alias, dataclasses.replace(model, build=build, locate_source=build))
+    monkeypatch.setattr(loading, "ensure_cached", build)
     assert resolve_model("smollm2-135m") == resolve_model("smollm2-135m")
     assert resolve_model("smollm2-135m").kind == "causal"
     assert resolve_model("bert2bert-minilm").kind == "seq2seq"
     assert resolve_model("bert2bert-minilm").source == "builtin"
     with pytest.raises(HarnessError, match="did you mean 'smollm2-135m'"):
         builtin_model("smolm2-135m")
+    assert not (tmp_path / "empty-cache").exists()
 
 
 @pytest.mark.parametrize("ref, slug", [

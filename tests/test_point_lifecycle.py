@@ -19,7 +19,7 @@ from harness.runner.point import resolve, run_point
 from harness.results import METRICS_FILE
 from harness.store import PointLock, PointStore
 from harness.runner.trainer import last_complete_checkpoint
-from test_runner import REPO, point, task_file  # noqa: F401 - the same tiny task fixture
+from test_runner import REPO, point, poison_after_step, task_file  # noqa: F401 - the same tiny task fixture
 from test_store import hold_lock
 
 
@@ -68,37 +68,13 @@ def test_a_killed_forced_rerun_hides_nothing_and_a_finished_one_replaces_the_res
 
 # --- checkpoints ------------------------------------------------------------------------------------
 
-class PoisonGradientsAfterStep:
-    """From step N+1 on, one weight's gradient is NaN while the loss stays finite."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def __call__(self, setup):
-        from transformers import TrainerCallback
-
-        step = self.step
-
-        class Poison(TrainerCallback):
-            def on_step_end(self, args, state, control, model=None, **kwargs):
-                if state.global_step == step:
-                    weight = model.model.layers[0].mlp.down_proj.weight
-                    weight.register_hook(lambda grad: grad * float("nan"))
-
-        setup.trainer.add_callback(Poison())
-        return setup
-
-
 def test_a_nan_gradient_stops_before_the_update_and_the_named_checkpoint_is_finite(task_file, tmp_path,
                                                                                    monkeypatch):
     import torch
     from safetensors.torch import load_file
 
-    from harness.runner import training
-
-    original = training.prepare_training
-    monkeypatch.setattr(training, "prepare_training",
-                        lambda **kw: PoisonGradientsAfterStep(1)(original(**kw)))
+    poison_after_step(monkeypatch, 1, lambda model: model.model.layers[0].mlp.down_proj.weight.register_hook(
+        lambda grad: grad * float("nan")))  # from step 2 on, one weight's gradient is NaN; the loss stays finite
     run = point(task_file, overrides=["training.save_steps=1"])
     with pytest.raises(HarnessError, match="gradient norm became nan at step 2") as err:
         run_point(run, tmp_path, progress=False)
@@ -146,19 +122,56 @@ def test_a_point_whose_newest_checkpoint_is_truncated_still_finishes_identically
 
 # --- signals ----------------------------------------------------------------------------------------
 
+# A `pdl-bench run` that pauses mid-training, at the end of step 3 (checkpoint-2 is saved, step 3's
+# update is not), having touched $PAUSED_MARKER: a signal sent then lands at a known point.
+PAUSED_RUN = """
+import os, pathlib, sys, time
+from transformers import TrainerCallback
+import harness.runner.training as training
+class Pause(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 3:
+            pathlib.Path(os.environ["PAUSED_MARKER"]).touch()
+            time.sleep(120)
+real = training.prepare_training
+def paused(**kwargs):
+    setup = real(**kwargs)
+    setup.trainer.add_callback(Pause())
+    return setup
+training.prepare_training = paused
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
-def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path):
-    run = cli(["run", "--task", str(task_file), "--results-dir", str(tmp_path), "--no-progress",
-               "--max-steps", "400", "--set", "training.save_steps=2"])
-    store = resolve(point(task_file, overrides=["training.max_steps=400", "training.save_steps=2"]), tmp_path).store
+def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path, capsys):
+    """SIGTERM at step 3 (save_steps=2): the run says so and lets go of the point, checkpoint-2
+    stays, and the same command run again resumes from it and finishes the point."""
+    args = ["run", "--task", str(task_file), "--results-dir", str(tmp_path / "results"), "--no-progress"]
+    marker = tmp_path / "paused"
+    run = subprocess.Popen([sys.executable, "-c", PAUSED_RUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env={**os.environ, "PYTHONPATH": str(REPO), "PAUSED_MARKER": str(marker)},
+                           cwd=REPO)
+    store = resolve(point(task_file), tmp_path / "results").store
     deadline = time.time() + 300
-    while last_complete_checkpoint(store.checkpoints) is None and run.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
+    while not marker.exists():
+        assert run.poll() is None and time.time() < deadline, run.communicate()
+        time.sleep(0.1)
     run.send_signal(signal.SIGTERM)
     code, _, err = finish(run)
     assert code == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err
     assert PointLock(store).is_held_elsewhere() is False
-    assert main(["table", "--results-dir", str(tmp_path)]) == 2  # no finished point, and it says why
+    assert main(["table", "--results-dir", str(tmp_path / "results")]) == 2  # no finished point, and it says why
+    checkpoint = store.checkpoints / "checkpoint-2"
+    assert last_complete_checkpoint(store.checkpoints) == checkpoint  # what a rerun resumes from
+    capsys.readouterr()
+    assert main(args) == 0  # the same command
+    out = capsys.readouterr().out
+    assert f"resuming from {checkpoint}\n" in out and f"{store.path}: done" in out
+    assert (store.path / METRICS_FILE).is_file()
+    # That a resumed run ends with an uninterrupted run's metrics, byte for byte:
+    # test_a_point_whose_newest_checkpoint_is_truncated_still_finishes_identically.
 
 
 # --- bad input fails before a model loads --------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ from harness.metrics.paired import seed_averaged_compare  # noqa: E402
 from harness.report.synthetic import WordTokenizer, task_config, write_point  # noqa: E402
 from harness.report.table_render import render_markdown, to_latex, to_markdown, write_tables  # noqa: E402
 from harness.report.tables import TableSettings, build_tables  # noqa: E402
+from needs import run_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "org/Tiny-LM"
@@ -365,11 +367,23 @@ def test_training_curves_separate_loss_scales_and_validation_ce(tree):
     assert all(ax.get_xlabel() == "optimizer step" for ax in fig.axes)
 
 
-def test_figures_are_byte_identical_for_identical_inputs(tree):
-    from harness.report.html import figure_png_base64
-
-    group = collect(tree).groups[0]
-    assert figure_png_base64(plots.rare_token_usage(group)) == figure_png_base64(plots.rare_token_usage(group))
+@pytest.mark.slow  # two `pdl-bench plot` processes at once (~6 s)
+def test_figures_are_byte_identical_for_identical_inputs(tree, tmp_path):
+    """`plot` run twice, in two processes at different times, writes the same bytes: PDFs carry no
+    creation date (SOURCE_DATE_EPOCH, which matplotlib would write as the date, sets the two clocks)."""
+    outs = [tmp_path / clock for clock in ("1000000000", "2000000000")]
+    runs = [subprocess.Popen([sys.executable, "-m", "harness", "plot", "--results-dir", str(tree), "--out", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO), "SOURCE_DATE_EPOCH": out.name})
+            for out in outs]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+    files = sorted(p.name for p in outs[0].iterdir())
+    assert files == sorted(p.name for p in outs[1].iterdir())
+    assert sum(name.endswith(".pdf") for name in files) == len(plots.FIGURE_KINDS)
+    for name in files:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
 
 
 # ----------------------------------------------------------------- HTML report
@@ -424,9 +438,16 @@ def test_commands_fail_with_one_line_on_a_missing_results_dir(tmp_path, capsys):
         assert "does not exist" in err and "Traceback" not in err
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium: scripts/install_chromium.sh apt-installs it when it is missing (as root, as
+    in CI, where a failure fails the test). Not root and not installed, the test skips, saying so."""
+    done = run_script("chromium", "install_chromium.sh", timeout=600, installable=os.geteuid() == 0)
+    return done.stdout.splitlines()[-1]
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium (not installed in CI)")
-def test_report_renders_in_headless_chromium(tmp_path):
+def test_report_renders_in_headless_chromium(chromium, tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "check_report_browser.py"), "--keep", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

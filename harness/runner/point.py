@@ -275,6 +275,8 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
             point=point, model=model, tokenizer=tokenizer, splits=splits,
             is_encoder_decoder=is_encoder_decoder, progress=progress,
         )
+        if setup.resume_from and state.is_main_process:
+            print(f"resuming from {setup.resume_from}", flush=True)
         setup.trainer.train(resume_from_checkpoint=setup.resume_from)
     state.wait_for_everyone()
     if task.training.keep != "none":
