@@ -369,10 +369,12 @@ def test_training_curves_separate_loss_scales_and_validation_ce(tree):
 
 @pytest.mark.slow  # two `pdl-bench plot` processes at once (~6 s)
 def test_figures_are_byte_identical_for_identical_inputs(tree, tmp_path):
-    """`plot` run twice, in two processes at different times, writes the same bytes: PDFs carry no
-    creation date (SOURCE_DATE_EPOCH, which matplotlib would write as the date, sets the two clocks)."""
+    """`plot` run twice, in two processes at different times, writes the same bytes: PDFs and SVGs
+    carry no date (SOURCE_DATE_EPOCH, which matplotlib would write as the date, sets the two clocks)
+    and SVG ids come from a fixed salt."""
     outs = [tmp_path / clock for clock in ("1000000000", "2000000000")]
-    runs = [subprocess.Popen([sys.executable, "-m", "harness", "plot", "--results-dir", str(tree), "--out", str(out)],
+    runs = [subprocess.Popen([sys.executable, "-m", "harness", "plot", "--results-dir", str(tree), "--out", str(out),
+                              "--formats", "png,pdf,svg"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                              env={**os.environ, "PYTHONPATH": str(REPO), "SOURCE_DATE_EPOCH": out.name})
             for out in outs]
@@ -381,7 +383,8 @@ def test_figures_are_byte_identical_for_identical_inputs(tree, tmp_path):
         assert run.returncode == 0, err
     files = sorted(p.name for p in outs[0].iterdir())
     assert files == sorted(p.name for p in outs[1].iterdir())
-    assert sum(name.endswith(".pdf") for name in files) == len(plots.FIGURE_KINDS)
+    drawn = len(plots.FIGURE_KINDS) - 1  # no point of the tree measured the likelihood: no nll_by_bucket
+    assert [sum(name.endswith(f".{fmt}") for name in files) for fmt in ("png", "pdf", "svg")] == [drawn] * 3
     for name in files:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
 

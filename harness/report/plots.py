@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -31,6 +32,8 @@ UNITS = {
     "vocab-size": "word types",
 }
 ALPHA_LABEL = "alpha (loss exponent; 0 = CE)"
+FIXED_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None},
+                  "svg": {"Date": None, "Creator": None}}
 FIGURE_KINDS = ("diversity_vs_alpha", "quality_vs_diversity", "rare_tokens", "nll_by_bucket", "training_curves")
 
 
@@ -316,9 +319,10 @@ def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "pdf
         stem.parent.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
             path = stem.with_name(f"{stem.name}.{fmt}")
-            # Fixed metadata keeps the files byte-identical for identical inputs.
-            metadata = {"Software": None} if fmt == "png" else {"CreationDate": None, "Producer": None}
-            fig.savefig(path, dpi=120, metadata=metadata)
+            # No date or software in the metadata, and SVG ids from a fixed salt (not random), keep
+            # the files byte-identical for identical inputs; other formats take matplotlib's defaults.
+            with matplotlib.rc_context({"svg.hashsalt": "pdl-bench"}):
+                fig.savefig(path, dpi=120, metadata=FIXED_METADATA.get(fmt))
             paths.append(path)
     except OSError as err:
         raise write_error(path, err) from err
