@@ -56,7 +56,7 @@ IDENTITY_EXCLUDED_TASK_KEYS = ("description", "license", "citation", "offline_mo
 # an option never renames (and reruns) the points that do not use it.
 IDENTITY_OMITTED_AT = {"training.peft": None, "decodings": default_decodings()}
 # What may differ between the points of one comparison (its arms and seeds); the rest must match.
-NON_SHARED_KEYS = ("loss", "loss_options", "seed")
+NON_SHARED_KEYS = ("loss", "loss_options", "loss_plugin", "seed")
 # Recorded facts about a run that paired arms must share (beyond their configs).
 PAIRED_PROVENANCE = ("init_hash", "data_order_hash", "seed", "precision", "batching", "world_size")
 
@@ -73,6 +73,7 @@ class PointConfig(_Record):
     model: str
     loss: str
     loss_options: dict[str, Any] = Field(default_factory=dict)
+    loss_plugin: str | None = None  # `dist==version` of a loss from a plugin (None: builtin), harness.registry
     seed: int
     data_dir: str | None = None
     fast: Literal["auto", "on", "off"] = "auto"
@@ -89,9 +90,9 @@ class PointConfig(_Record):
 
     def identity(self) -> dict[str, Any]:
         """Everything that can change this point's numbers: task data, prompts, budget, metrics,
-        model, loss and options, seed, data folder and training/generation path requests. Not the
-        documentation keys, and not the file format."""
-        data = self.model_dump(mode="json", exclude={"format"})
+        model, loss and options (and the plugin version of a plugin's loss), seed, data folder and
+        training/generation path requests. Not the documentation keys, and not the file format."""
+        data = self.model_dump(mode="json", exclude={"format"} | ({"loss_plugin"} if self.loss_plugin is None else set()))
         neutral = tuple(key for key, value in IDENTITY_OMITTED_AT.items() if _lookup(data["task"], key) == value)
         data["task"] = _without(data["task"], IDENTITY_EXCLUDED_TASK_KEYS + neutral)
         return data

@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "extending.md"
 FENCE = re.compile(r"^```(\w+) example=([\w-]+)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-TAGS = {"loss", "metric", "task", "task-rows", "model", "model-load"}
+TAGS = {"loss", "metric", "task", "task-rows", "model", "model-load", "plugin"}
 
 DRIVER = """
 import json, sys
@@ -253,3 +253,15 @@ def test_model_example_builds_and_loads(tmp_path):
         assert marker["verification"]["max_abs_logit_diff"] <= 1e-5
     """, tmp_path, PDL_BENCH_CACHE=str(tmp_path / "cache"))
     assert "ModelSpec(ref='tiny-llama-minilm', kind='causal', source='builtin')" in out
+
+
+def test_plugin_section_shows_the_examples_own_entry_point_and_commands():
+    """The toml block is the worked example's entry point, verbatim; the commands install that
+    example and use the loss it registers (tests/test_plugins.py runs them)."""
+    [(toml_lang, _, toml), (bash_lang, _, commands)] = doc_blocks()["plugin"]
+    assert (toml_lang, bash_lang) == ("toml", "bash")
+    example = ROOT / "examples" / "pdl-bench-itf"
+    assert toml in (example / "pyproject.toml").read_text(encoding="utf-8")
+    name, target = re.search(r'^(\w+) = "([\w.]+):(\w+)"$', toml, re.MULTILINE).group(1, 2)
+    assert f"pip install --no-deps ./examples/{example.name}" in commands and f"losses {name}" in commands
+    assert (example / "src" / target / "__init__.py").is_file()

@@ -114,7 +114,26 @@ class LossSpec:
     build: Callable[[BaseModel, LossContext], TokenLoss]
 
 
-LOSSES: Registry[LossSpec] = Registry("loss")
+def loss_spec_problem(name: str, spec: object) -> str | None:
+    """Why `spec` is not a valid loss entry named `name` (None when it is): what a plugin's
+    `pdl_bench.losses` entry point must name; its options are then validated like a builtin's."""
+    if not isinstance(spec, LossSpec):
+        return f"is a {type(spec).__name__}, not a harness.losses.LossSpec"
+    if spec.name != name:
+        return f"is named {spec.name!r}, not {name!r} as its entry point"
+    if not (isinstance(spec.config_cls, type) and issubclass(spec.config_cls, BaseModel)) or not callable(spec.build):
+        return "needs a pydantic options class (config_cls) and a build(options, context) callable"
+    if spec.config_cls.model_config.get("extra") != "forbid":
+        return "its options class must forbid unknown keys (model_config = ConfigDict(extra='forbid')), " \
+               "so a misspelt option fails"
+    try:
+        spec.config_cls()
+    except Exception as err:  # noqa: BLE001 - whatever the class raises, the plugin is unusable
+        return f"its options class has no valid defaults ({type(err).__name__}: {err})"
+    return None
+
+
+LOSSES: Registry[LossSpec] = Registry("loss", plugin_group="pdl_bench.losses", check=loss_spec_problem)
 
 
 def align(outputs, labels, shift: bool, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:

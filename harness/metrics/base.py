@@ -97,20 +97,48 @@ class Metric:
         return float(self.values(self.compute(batch), np.ones((1, len(batch))))[0])
 
 
-METRICS: Registry[Metric] = Registry("metric")
+CONTEXT_NEEDS = ("train_counts", "tokenize")  # the MetricContext fields a metric may declare it needs
+
+
+def metric_problem(name: str, metric: object) -> str | None:
+    """Why `metric` is not a valid entry named `name` (None when it is): the one check of a builtin
+    (make_metric) and of a plugin's entry point (harness.registry)."""
+    if not isinstance(metric, Metric):
+        return f"is a {type(metric).__name__}, not a harness.metrics.base.Metric (build it with make_metric)"
+    if metric.name != name:
+        return f"is named {metric.name!r}, not {name!r} as its entry point"
+    if metric.level not in ("example", "corpus") or (metric.level == "corpus") != (metric.evaluate is not None):
+        return "corpus metrics need evaluate=, example metrics must not have it"
+    if not callable(metric.compute) or any(need not in CONTEXT_NEEDS for need in metric.needs):
+        return f"needs a callable compute and `needs` among {', '.join(CONTEXT_NEEDS)}"
+    return None
+
+
+def make_metric(name: str, level: str, higher_is_better: bool | None, description: str,
+                compute: Callable[[Batch], Any], *, evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+                needs: tuple[str, ...] = (), details: Callable[[Batch], dict] | None = None,
+                bounds: tuple[float, float] = (-np.inf, np.inf)) -> Metric:
+    """A checked Metric, not registered: what a plugin's `pdl_bench.metrics` entry point names."""
+    metric = Metric(name, level, higher_is_better, description, compute, evaluate, tuple(needs), details, bounds)
+    problem = metric_problem(name, metric)
+    if problem is not None:
+        raise ValueError(f"metric {name}: {problem}")
+    return metric
+
+
+METRICS: Registry[Metric] = Registry("metric", plugin_group="pdl_bench.metrics", check=metric_problem)
 
 
 def register(name: str, level: str, higher_is_better: bool | None, description: str, *,
              evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None, needs: tuple[str, ...] = (),
              details: Callable[[Batch], dict] | None = None,
              bounds: tuple[float, float] = (-np.inf, np.inf)):
-    """Decorator: register `compute` as metric `name`."""
-    if level not in ("example", "corpus") or (level == "corpus") != (evaluate is not None):
-        raise ValueError(f"metric {name}: corpus metrics need evaluate=, example metrics must not have it")
+    """Decorator: register `compute` as metric `name` (a builtin; a plugin ships make_metric's
+    record through an entry point instead)."""
 
     def add(compute: Callable[[Batch], Any]) -> Callable[[Batch], Any]:
-        METRICS.register(name, Metric(name, level, higher_is_better, description, compute, evaluate, needs,
-                                         details, bounds))
+        METRICS.register(name, make_metric(name, level, higher_is_better, description, compute, evaluate=evaluate,
+                                           needs=needs, details=details, bounds=bounds))
         return compute
 
     return add

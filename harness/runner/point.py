@@ -63,7 +63,7 @@ def check_metric_names(task) -> None:
 
 
 def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
-    from harness.losses import validate_options
+    from harness.losses import LOSSES, validate_options
     from harness.models import model_slug
     from harness.data.sources import check_source
     from harness.runner.plan import check_requests
@@ -77,8 +77,8 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
     check_training_arguments(task)
     loss_options = validate_options(run.loss, run.loss_options).model_dump(mode="json")
     config = PointConfig(task=task.model_dump(mode="json"), model=model_ref, loss=run.loss,
-                         loss_options=loss_options, seed=run.seed, data_dir=run.data_dir, fast=run.fast,
-                         compile=run.compile)
+                         loss_options=loss_options, loss_plugin=LOSSES.origin(run.loss).pin(), seed=run.seed,
+                         data_dir=run.data_dir, fast=run.fast, compile=run.compile)
     path = point_path(results_dir, config, model_slug(model_ref))
     return ResolvedPoint(run, task, model_ref, model_origin, loss_options, config,
                          PointStore(path if path.exists() else _earlier_format_folder(path, config)))
@@ -339,6 +339,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "data_order_hash": setup.data_order_hash,
         "frequencies": setup.frequency_summary,
         "loss_weights": setup.loss_weights,
+        "plugins": plugin_pins(run.loss, task.metrics),
         "model_kind": spec.kind,
         "model_origin": point.model_origin,
         "n_examples": {name: len(split) for name, split in splits.items()},
@@ -362,6 +363,15 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         shutil.rmtree(store.checkpoints, ignore_errors=True)
     return PointResult(store.path, metrics_record.model_dump(mode="json"), prov_record.model_dump(mode="json"),
                        skipped=False)
+
+
+def plugin_pins(loss: str, metrics: list[str]) -> dict[str, Any]:
+    """Which plugin distributions (and versions) made this point: its loss's and its metrics'."""
+    from harness.losses import LOSSES
+    from harness.metrics import METRICS
+
+    return {"loss": LOSSES.origin(loss).pin(),
+            "metrics": {name: METRICS.origin(name).pin() for name in metrics if METRICS.origin(name).is_plugin}}
 
 
 def generation_rows(gen_ds, test_split, outputs: list) -> list[dict]:
