@@ -304,16 +304,21 @@ def test_readme_quotes_the_pages_headline_rows_verbatim():
     assert rows and all(row in page for row in rows)
 
 
-def test_sampled_decoding_and_mechanism_are_read_by_the_same_rules(tmp_path):
+@pytest.mark.parametrize("seeds", [[0], [0, 1]])
+def test_sampled_decoding_and_mechanism_are_read_by_the_same_rules(tmp_path, seeds):
     """A format-3 arm that lowers NLL on rare reference tokens and raises it on frequent ones gets
     the mechanism sentence with its CIs, the sampled sentence, the per-bucket figure and both
-    headline cells; a point of the earlier format reads "not measured" there."""
+    headline cells; a point of the earlier format reads "not measured" there. With a second seed
+    of the earlier format, each of them names the one seed it pairs."""
     import numpy as np
 
     from harness.report.synthetic import add_load_time_measurements
 
     plan = {**PLAN, "tasks": ["style"], "arms": [{"loss": "ce"}, {"loss": "pdl", "options": {"alpha": 0.25}},
-                                                {"loss": "face"}], "seeds": [0]}
+                                                {"loss": "face"}], "seeds": seeds}
+    for seed in seeds[1:]:  # earlier-format points: measured nothing at load time
+        add_point(tmp_path, "style", "ce", {}, seed)
+        add_point(tmp_path, "style", "pdl", {"alpha": 0.25}, seed)
     counts = np.array([400 - 6 * i for i in range(len(WORDS))] + [0], dtype=np.int64)
     rng = np.random.default_rng(1)
     example = np.repeat(np.arange(N_TEST), 8)
@@ -336,14 +341,17 @@ def test_sampled_decoding_and_mechanism_are_read_by_the_same_rules(tmp_path):
     arm = verdict.resolved_arm(ReferenceArm(loss="pdl", options={"alpha": 0.25}))
     rarest, frequent = result.row("nll-rarest", arm), result.row("nll-most-frequent", arm)
     assert rarest.ci_high < 0 < frequent.ci_low
-    assert (f"  - Likelihood by frequency (teacher-forced): lowers NLL on the rarest 10% of reference tokens by "
-            f"{verdict.delta_text(rarest)}, raises NLL on the most frequent 10% by {verdict.delta_text(frequent)}."
-            in body)
+    one_of_two = ", seed 0" if len(seeds) > 1 else ""
+    assert (f"  - Likelihood by frequency (teacher-forced{one_of_two}): lowers NLL on the rarest 10% of reference "
+            f"tokens by {verdict.delta_text(rarest)}, raises NLL on the most frequent 10% by "
+            f"{verdict.delta_text(frequent)}." in body)
     sampled = result.row("distinct-2", arm, verdict.SAMPLED)
-    assert sampled.ci_low > 0  # the sampled outputs are the diverse arm's
-    assert f"  - Sampled decoding (seeds 0): raises distinct-2" in body and verdict.delta_text(sampled) in body
+    assert sampled.ci_low > 0 and sampled.paired_seeds == (0,)  # the sampled outputs are the diverse arm's
+    assert (f"  - Sampled decoding{' (seed 0)' if one_of_two else ''}: raises distinct-2" in body
+            and verdict.delta_text(sampled) in body)
     face = body.split("- `face`", 1)[1].split("\n- ", 1)[0]
     assert "Sampled decoding: not measured" in face and "Likelihood by frequency: not measured" in face
     assert any(p.name == "style__nll_by_bucket.png" for p in built.figures)
     headline = text.split("## Headline", 1)[1].split("\n## ", 1)[0]
-    assert f"| {verdict.delta_text(rarest)} |" in headline and "| not measured | not measured |" in headline
+    assert f"| {verdict.delta_text(rarest)}{' (seed 0)' if one_of_two else ''} |" in headline
+    assert "| not measured | not measured |" in headline

@@ -21,6 +21,9 @@ from harness.results import decoding_metric, split_decoding
 TokenizerLoader = Callable[[str], Any]
 Arm = tuple[str, str]
 ArmDeltas = tuple[dict[str, Any], list[int]]  # ({metric: PairedResult}, the seeds paired)
+# ({row name: PairedResult}, {row name: the seeds its delta averages}): rows of one arm may pair
+# different seeds (a further decoding or the likelihood only where the points measured them)
+RowDeltas = tuple[dict[str, Any], dict[str, list[int]]]
 
 
 def default_tokenizer_loader(model: str, trust_remote_code: bool = False):
@@ -30,8 +33,8 @@ def default_tokenizer_loader(model: str, trust_remote_code: bool = False):
 
 
 def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed: int, trust_remote_code: bool = False,
-                 tokenizer_loader: TokenizerLoader | None = None) -> tuple[dict[Arm, ArmDeltas], list[str]]:
-    """{arm: (paired results by metric, seeds)} for every arm but the baseline, and the footnotes."""
+                 tokenizer_loader: TokenizerLoader | None = None) -> tuple[dict[Arm, RowDeltas], list[str]]:
+    """{arm: (paired results by row, seeds by row)} for every arm but the baseline, and the footnotes."""
     loader = tokenizer_loader or partial(default_tokenizer_loader, trust_remote_code=trust_remote_code)
     notes: list[str] = []
 
@@ -62,16 +65,21 @@ def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed:
             continue
         results, paired_seeds = _arm_deltas(group, arm, baseline, by_decoding.get(None, []), labels[arm], notes,
                                             tokenizer, generations, n_boot=n_boot, bootstrap_seed=bootstrap_seed)
+        seeds = {name: paired_seeds for name in results}
         for decoding, metrics in by_decoding.items():
             if decoding is not None:
-                found, _ = _arm_deltas(group, arm, baseline, metrics, labels[arm], notes, tokenizer,
-                                       partial(generations, decoding=decoding), n_boot=n_boot,
-                                       bootstrap_seed=bootstrap_seed, decoding=decoding)
-                results.update({decoding_metric(decoding, metric): r for metric, r in found.items()})
+                found, decoded_seeds = _arm_deltas(group, arm, baseline, metrics, labels[arm], notes, tokenizer,
+                                                   partial(generations, decoding=decoding), n_boot=n_boot,
+                                                   bootstrap_seed=bootstrap_seed, decoding=decoding)
+                for metric, result in found.items():
+                    results[decoding_metric(decoding, metric)] = result
+                    seeds[decoding_metric(decoding, metric)] = decoded_seeds
         if likelihood:
-            results.update(_likelihood_deltas(group, arm, baseline, likelihood, n_boot=n_boot,
-                                              bootstrap_seed=bootstrap_seed))
-        deltas[arm] = (results, paired_seeds)
+            found, likelihood_seeds = _likelihood_deltas(group, arm, baseline, likelihood, n_boot=n_boot,
+                                                         bootstrap_seed=bootstrap_seed)
+            results.update(found)
+            seeds.update({name: likelihood_seeds for name in found})
+        deltas[arm] = (results, seeds)
     return deltas, notes
 
 
@@ -105,12 +113,12 @@ def likelihood_runs(group: Group, arm: Arm, baseline: Arm) -> tuple[list[tuple],
 
 
 def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], *, n_boot: int,
-                       bootstrap_seed: int) -> dict[str, Any]:
-    """Paired deltas of the likelihood rows, averaged over the seeds that measured them."""
+                       bootstrap_seed: int) -> ArmDeltas:
+    """Paired deltas of the likelihood rows, averaged over the seeds that measured them, and those seeds."""
     from harness.metrics.likelihood import compare_likelihood
 
-    runs, _ = likelihood_runs(group, arm, baseline)
-    return compare_likelihood(runs, names, n_boot=n_boot, seed=bootstrap_seed) if runs else {}
+    runs, seeds = likelihood_runs(group, arm, baseline)
+    return (compare_likelihood(runs, names, n_boot=n_boot, seed=bootstrap_seed), seeds) if runs else ({}, [])
 
 
 def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: str, notes: list[str],

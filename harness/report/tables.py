@@ -140,11 +140,11 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
             if value is None:
                 continue
             paired: dict[str, Any] = {}
-            result, seeds = deltas.get(arm, ({}, []))
+            result, seeds = deltas.get(arm, ({}, {}))
             if name in result:
                 r = result[name]
                 paired = {"delta": r.delta, "ci_low": finite_or_none(r.ci_low), "ci_high": finite_or_none(r.ci_high),
-                          "p_value": finite_or_none(r.p_value), "paired_seeds": tuple(seeds)}
+                          "p_value": finite_or_none(r.p_value), "paired_seeds": tuple(seeds[name])}
             elif name == VALIDATION_CE and baseline is not None and arm != baseline:
                 paired = _ce_delta(group.points_of(arm), group.points_of(baseline))
             rows.append(Comparison(name, direction, value, None if arm == baseline else base_value, n=n, **paired))
@@ -154,7 +154,7 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
     legend = rows_legend(names, not_measured=any(not row.arm.measured for row in rows))
     if legend:
         notes.append(legend)
-    if any(r for r, _ in deltas.values()) and any(len(seeds) > 1 for _, seeds in deltas.values()):
+    if any(len(paired) > 1 for _, seeds in deltas.values() for paired in seeds.values()):
         notes.append("delta CI over several seeds: test examples resampled jointly for every seed, "
                      "delta recomputed per seed and averaged (docs/reporting.md).")
     return GroupTable(group, main, _ablation(group, main), notes, rows)

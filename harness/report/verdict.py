@@ -261,12 +261,13 @@ def likelihood_words(where: str, row: Comparison | None) -> str:
     return f"{'lowers' if sign < 0 else 'raises'} NLL on {where} by {delta_text(row)}"
 
 
-def mechanism_sentence(rarest: Comparison | None, frequent: Comparison | None, share: str) -> str:
+def mechanism_sentence(rarest: Comparison | None, frequent: Comparison | None, share: str, seeds: str = "") -> str:
     """The arm's likelihood-by-frequency reading (teacher-forced, no decoding), by the CI rule."""
     if not (_measured(rarest) and _measured(frequent)):
         return "Likelihood by frequency: not measured (no paired point of result format 3 yet)."
-    return (f"Likelihood by frequency (teacher-forced): {likelihood_words(f'the rarest {share} of reference tokens', rarest)}"
-            f", {likelihood_words(f'the most frequent {share}', frequent)}.")
+    return (f"Likelihood by frequency (teacher-forced{', ' + seeds if seeds else ''}): "
+            f"{likelihood_words(f'the rarest {share} of reference tokens', rarest)}, "
+            f"{likelihood_words(f'the most frequent {share}', frequent)}.")
 
 
 def device_words(points: list[Point]) -> str:
@@ -326,6 +327,19 @@ class TaskVerdict:
         label = self.labels[arm]
         metric = metric if decoding is None else decoding_metric(decoding, metric)
         return next((r for r in self.table.rows if r.metric == metric and r.arm.label == label), None)
+
+    def seed_words(self, row: Comparison | None) -> str:
+        """`seed 0` when a delta pairs fewer seeds than the task has (rows measured at load time
+        exist only for points of result format 3), else ''."""
+        group = self.results.group
+        if row is None or not row.paired_seeds or group is None or list(row.paired_seeds) == group.seeds:
+            return ""
+        return f"seed{'s' if len(row.paired_seeds) > 1 else ''} {', '.join(map(str, row.paired_seeds))}"
+
+    def fewer_seeds(self, row: Comparison | None) -> str:
+        """` (seed 0)`, or '' (see seed_words)."""
+        words = self.seed_words(row)
+        return f" ({words})" if words else ""
 
     @property
     def bucket_share(self) -> str:
@@ -404,8 +418,9 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
                             verdict.row(verdict.quality, arm))
         if div_row is not None and div_row.paired_seeds and list(div_row.paired_seeds) != group.seeds:
             text += f" Paired on seed(s) {', '.join(map(str, div_row.paired_seeds))} only."
-        mechanism = mechanism_sentence(verdict.row("nll-rarest", arm), verdict.row("nll-most-frequent", arm),
-                                       verdict.bucket_share)
+        rarest = verdict.row("nll-rarest", arm)
+        mechanism = mechanism_sentence(rarest, verdict.row("nll-most-frequent", arm), verdict.bucket_share,
+                                       verdict.seed_words(rarest))
         lines.append(text + empty_words(verdict, arm) + f"\n  - {sampled_sentence(verdict, arm)}\n  - {mechanism}")
     return lines
 
@@ -420,8 +435,7 @@ def sampled_sentence(verdict: TaskVerdict, arm: Arm) -> str:
     q_row = verdict.row(verdict.quality, arm, SAMPLED)
     if verdict.quality is not None and _measured(q_row):
         numbers += f", {verdict.quality} {delta_text(q_row)}"
-    seeds = ", ".join(map(str, div_row.paired_seeds))
-    return f"Sampled decoding (seeds {seeds}): {reading} ({numbers})."
+    return f"Sampled decoding{verdict.fewer_seeds(div_row)}: {reading} ({numbers})."
 
 
 def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
@@ -439,8 +453,9 @@ def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
             cells = [v.results.task, v.labels[arm],
                      f"{v.diversity} {delta_text(div_row)}" if div_row is not None and v.diversity else "",
                      f"{v.quality} {delta_text(q_row)}" if q_row is not None and v.quality else "", reading,
-                     f"{v.diversity} {delta_text(sampled)}" if _measured(sampled) and v.diversity else NOT_MEASURED,
-                     delta_text(rarest) if _measured(rarest) else NOT_MEASURED]
+                     f"{v.diversity} {delta_text(sampled)}{v.fewer_seeds(sampled)}"
+                     if _measured(sampled) and v.diversity else NOT_MEASURED,
+                     f"{delta_text(rarest)}{v.fewer_seeds(rarest)}" if _measured(rarest) else NOT_MEASURED]
             rows.append(Row(cells, block_start=arm == arms[1]))
     return Grid(["task", "arm", f"diversity Δ vs {BASELINE_LOSS} [95% CI]", f"quality Δ vs {BASELINE_LOSS} [95% CI]",
                  "reading", "sampled: diversity Δ [95% CI]", "NLL Δ, rarest 10% [95% CI]"],
