@@ -68,25 +68,31 @@ def test_a_killed_forced_rerun_hides_nothing_and_a_finished_one_replaces_the_res
 
 # --- checkpoints ------------------------------------------------------------------------------------
 
-class PoisonGradientsAfterStep:
+def with_callback(prepare_training, make_callback):
+    """prepare_training, whose Trainer also gets the callback `make_callback(TrainerCallback)` builds."""
+    from transformers import TrainerCallback
+
+    def prepare(**kwargs):
+        setup = prepare_training(**kwargs)
+        setup.trainer.add_callback(make_callback(TrainerCallback))
+        return setup
+
+    return prepare
+
+
+def poison_gradients_after_step(step: int):
     """From step N+1 on, one weight's gradient is NaN while the loss stays finite."""
 
-    def __init__(self, step: int):
-        self.step = step
-
-    def __call__(self, setup):
-        from transformers import TrainerCallback
-
-        step = self.step
-
-        class Poison(TrainerCallback):
+    def make(base):
+        class Poison(base):
             def on_step_end(self, args, state, control, model=None, **kwargs):
                 if state.global_step == step:
                     weight = model.model.layers[0].mlp.down_proj.weight
                     weight.register_hook(lambda grad: grad * float("nan"))
 
-        setup.trainer.add_callback(Poison())
-        return setup
+        return Poison()
+
+    return make
 
 
 def test_a_nan_gradient_stops_before_the_update_and_the_named_checkpoint_is_finite(task_file, tmp_path,
@@ -96,14 +102,13 @@ def test_a_nan_gradient_stops_before_the_update_and_the_named_checkpoint_is_fini
 
     from harness.runner import training
 
-    original = training.prepare_training
     monkeypatch.setattr(training, "prepare_training",
-                        lambda **kw: PoisonGradientsAfterStep(1)(original(**kw)))
+                        with_callback(training.prepare_training, poison_gradients_after_step(1)))
     run = point(task_file, overrides=["training.save_steps=1"])
     with pytest.raises(HarnessError, match="gradient norm became nan at step 2") as err:
         run_point(run, tmp_path, progress=False)
     checkpoints = resolve(run, tmp_path).store.checkpoints
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-1"]  # step 2 neither applied nor saved
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-1"]  # step 2 neither applied nor saved
     assert str(checkpoints / "checkpoint-1") in str(err.value)
     weights = load_file(checkpoints / "checkpoint-1" / "model.safetensors")
     assert all(torch.isfinite(t).all() for t in weights.values())
@@ -159,6 +164,54 @@ def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path):
     assert code == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err
     assert PointLock(store).is_held_elsewhere() is False
     assert main(["table", "--results-dir", str(tmp_path)]) == 2  # no finished point, and it says why
+
+
+def slow_steps(seconds: float):
+    """Each training step takes at least `seconds` more, so a run's training time is known to be long."""
+
+    def make(base):
+        class Slow(base):
+            def on_step_end(self, args, state, control, **kwargs):
+                time.sleep(seconds)
+
+        return Slow()
+
+    return make
+
+
+@pytest.mark.parametrize("lora", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["full", "lora"])
+def test_a_point_stopped_after_training_keeps_the_training_record_of_the_run_that_trained_it(
+        task_file, tmp_path, monkeypatch, lora):
+    from harness.cli import Terminated
+    from harness.io import read_jsonl
+    from harness.results import PROVENANCE_FILE, TRAIN_LOG_FILE
+    from harness.runner import generation, training
+
+    def stopped(*args, **kwargs):  # SIGTERM while the trained model generates
+        raise Terminated()
+
+    original_prepare, original_generate = training.prepare_training, generation.generate_outputs
+    monkeypatch.setattr(training, "prepare_training", with_callback(original_prepare, slow_steps(0.5)))
+    monkeypatch.setattr(generation, "generate_outputs", stopped)
+    run = point(task_file, overrides=["training.peft.method=lora"] if lora else [])
+    with pytest.raises(Terminated):
+        run_point(run, tmp_path, progress=False)
+    store = resolve(run, tmp_path).store
+    trained_log = read_jsonl(store.file(TRAIN_LOG_FILE))
+    [summary] = [row for row in trained_log if "train_runtime" in row]
+    assert summary["train_runtime"] >= 3 and summary["train_loss"] > 0  # 6 steps of >= 0.5 s
+
+    monkeypatch.setattr(training, "prepare_training", original_prepare)
+    monkeypatch.setattr(generation, "generate_outputs", original_generate)
+    resumed = run_point(run, tmp_path, progress=False)
+    assert read_jsonl(store.file(TRAIN_LOG_FILE)) == trained_log  # the record of the run that trained
+    prov = json.loads(store.file(PROVENANCE_FILE).read_text())
+    assert prov["timings"]["train_s"] >= summary["train_runtime"]
+    assert prov["resumed"] == {"from_phase": "generate", "from_step": 6}
+    assert prov["global_steps"] == 6  # and not one step more
+    if lora:  # the issue's case; the same numbers as a run never stopped
+        clean = run_point(run, tmp_path / "clean", progress=False)
+        assert (clean.path / METRICS_FILE).read_bytes() == (resumed.path / METRICS_FILE).read_bytes()
 
 
 # --- bad input fails before a model loads --------------------------------------------------------

@@ -61,6 +61,7 @@ def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path)
     assert set(prov["peak_memory"]["cpu_rss_gib"]) == set(phases)
     assert all(v > 0 for v in prov["peak_memory"]["cpu_rss_gib"].values())
     assert set(prov["timings"]) == {f"{p}_s" for p in phases}
+    assert prov["resumed"] is None
     assert not (result.path / "checkpoints").exists()  # removed once the point is complete
     again = run_point(point(task_file), tmp_path, progress=False)
     assert again.skipped and again.path == result.path and again.metrics == result.metrics
@@ -139,6 +140,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(task_file, tmp_path, los
     [reference] = list((tmp_path / "clean").glob("tiny-bible/*/*"))
     assert (crashed / METRICS_FILE).read_bytes() == (reference / METRICS_FILE).read_bytes()
     assert (crashed / GENERATIONS_FILE).read_bytes() == (reference / GENERATIONS_FILE).read_bytes()
+    prov = json.loads((crashed / PROVENANCE_FILE).read_text())
+    assert prov["resumed"] == {"from_phase": "train", "from_step": 2}
+    assert not (crashed / "checkpoints").exists()
 
 
 def test_unknown_model_path_fails_clearly(task_file, tmp_path):
