@@ -45,6 +45,16 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def share_like_new_files(folder: Path) -> None:
+    """Give every file under `folder` that a library wrote the mode a new file gets under this
+    process's umask, like every other result file (safetensors' save_file makes its files 0600,
+    which other users of a shared results tree or model cache could not read)."""
+    mode = new_file_mode()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 def write_error(path: Path, err: OSError) -> HarnessError:
     """One line naming the file a write failed on (read-only folder, full disk) and what to do;
     also for files that libraries write themselves (matplotlib's savefig)."""

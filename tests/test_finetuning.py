@@ -15,6 +15,7 @@ from harness.results import ADAPTER_FOLDER, GENERATIONS_FILE, MODEL_FOLDER, PROV
 from harness.runner.config import RunConfig
 from harness.runner.point import run_point
 from harness.task import apply_overrides, load_task
+from tiny import modes_of
 from test_runner import metrics_of, task_file  # noqa: F401  (the tiny local task fixture)
 
 LORA = ["training.peft.method=lora"]
@@ -109,7 +110,7 @@ def test_qlora_without_cuda_fails_before_anything_loads(task_file, tmp_path):  #
 
 
 @pytest.mark.parametrize("peft", [False, True], ids=["full", "lora"])
-def test_kept_model_reloads_and_reproduces_the_first_generation(task_file, tmp_path, peft):  # noqa: F811
+def test_kept_model_reloads_and_reproduces_the_first_generation(task_file, tmp_path, peft, umask_022):  # noqa: F811
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.data import load_splits, tokenize_for_generation
@@ -132,14 +133,17 @@ def test_kept_model_reloads_and_reproduces_the_first_generation(task_file, tmp_p
                        progress=False)
     assert again == first_generation(result.path)
     assert provenance_of(result.path)["kept_model"] == folder.name
+    # safetensors writes its files 0600; kept weights are shared like every other result file
+    assert set(modes_of(result.path).values()) == {0o644}, modes_of(result.path)
 
 
-def test_keep_none_and_checkpoints(task_file, tmp_path):  # noqa: F811
+def test_keep_none_and_checkpoints(task_file, tmp_path, umask_022):  # noqa: F811
     none = run_point(point(task_file, ["training.keep=none"]), tmp_path / "none", progress=False)
     assert not (none.path / MODEL_FOLDER).exists() and not (none.path / "checkpoints").exists()
     kept = run_point(point(task_file, ["training.keep=checkpoints"]), tmp_path / "all", progress=False)
     assert (kept.path / MODEL_FOLDER).is_dir() and list((kept.path / "checkpoints").glob("checkpoint-*"))
     assert none.path.name == kept.path.name  # what is kept is not part of the point's identity
+    assert set(modes_of(kept.path).values()) == {0o644}, modes_of(kept.path)
 
 
 def test_trainer_options_pass_through_and_change_the_point(task_file, tmp_path):  # noqa: F811

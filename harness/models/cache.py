@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import HarnessError
+from harness.io import share_like_new_files
 
 MARKER = "pdl-bench-cache.json"
 MARKER_FORMAT = 1
@@ -189,6 +190,7 @@ def _build_and_publish(model: BuiltinModel, target: Path, source: dict, log: Log
         verification = model.build(Path(source["path"]), building, log)
         seconds = time.perf_counter() - start
         _write_marker(model, building, source, verification, seconds)
+        share_like_new_files(building)  # safetensors writes its weights 0600
         os.chmod(building, 0o755)  # mkdtemp makes it private; the cache may be shared
         _publish(building, target)
         return seconds

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.io import share_like_new_files
 from harness.results import ADAPTER_FOLDER, MODEL_FOLDER
 from harness.runner.trainer import weights_complete
 
@@ -32,6 +33,7 @@ def save_trained_model(trainer, point: Path, *, peft: bool) -> Path:
                 "set training.fsdp_config.state_dict_type: FULL_STATE_DICT, or pass --keep none")
         for name in PICKLED_FILES:
             (staging / name).unlink(missing_ok=True)
+        share_like_new_files(staging)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)

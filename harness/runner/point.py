@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.io import write_jsonl_atomic
+from harness.io import share_like_new_files, write_jsonl_atomic
 from harness.keyvalue import parse_key_value
 from harness.results import (
     FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, generations_file,
@@ -367,7 +367,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     write_record(store.path, metrics_record)  # last: marks the point complete
     if task.training.keep != "checkpoints":
         shutil.rmtree(store.checkpoints, ignore_errors=True)
-    store.checkpoints.joinpath(PHASES_FILE).unlink(missing_ok=True)
+    else:
+        store.checkpoints.joinpath(PHASES_FILE).unlink(missing_ok=True)
+        share_like_new_files(store.checkpoints)  # the Trainer's safetensors are 0600 otherwise
     return PointResult(store.path, metrics_record.model_dump(mode="json"), prov_record.model_dump(mode="json"),
                        skipped=False)
 
