@@ -55,6 +55,7 @@ class BuiltinModel:
     locate_source: Callable[[], Path]           # raises HarnessError (with the pip command) if missing
     build: Callable[[Path, Path, Log], dict]    # (source, out_dir, log) -> verification facts
     weights_file: str = "model.safetensors"
+    hub_id: str | None = None                   # the public model it was converted from, if one holds it
 
 
 def file_sha256(path: Path) -> str:

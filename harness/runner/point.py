@@ -242,7 +242,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from transformers import set_seed
 
     from harness.data import load_splits, tokenize_for_generation
-    from harness.models import load_model
+    from harness.models import base_reference, load_model
     from harness.models.adapters import add_adapters, quantization_config
     from harness.provenance import provenance
     from harness.data import tokenize_for_training
@@ -285,7 +285,8 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     resumed_step = keep_earlier_training(setup, phases, store.file(TRAIN_LOG_FILE)) if state.is_main_process else None
     state.wait_for_everyone()
     if task.training.keep != "none":
-        kept = save_trained_model(setup.trainer, store.path, peft=peft is not None)  # every rank takes part
+        kept = save_trained_model(setup.trainer, store.path, peft=peft is not None,  # every rank takes part
+                                  base=base_reference(point.model_ref))
     unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
     release_training_state(setup.trainer)
     gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
