@@ -80,6 +80,8 @@ def point_status(results_dir: Path, point: ManifestPoint) -> PointStatus:
         who = f"{info['host']}, pid {info['pid']}" + (f", SLURM job {info['job']}" if info.get("job") else "")
         since = f", for {age(info['age_s'])}" if "age_s" in info else ""
         return PointStatus(point, "running", who + since if holder else state.detail, info)
+    if state.kind == "unreadable":
+        return PointStatus(point, "failed", state.detail, info)
     if state.kind == "failed":
         error = state.error.model_dump(mode="json")
         info = {"host": error["host"], "pid": error["pid"], "job": slurm_job_name(error), "error": error}
