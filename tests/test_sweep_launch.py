@@ -69,14 +69,18 @@ def test_the_grid_is_losses_x_alphas_x_seeds_x_every_grid_key():
     (["--grid", "model=a,b", "--model", "c"], "both choose the model"),
     (["--partition", "gpu"], "only apply to --launcher slurm"),
     (["--launcher", "slurm", "--launcher-config", "{config}"], "unknown_key"),
+    (["--launcher", "slurm", "--launcher-config", "{missing}"], "launcher-missing.yaml does not exist"),
+    (["--launcher", "slurm", "--launcher-config", "{folder}"], "is a folder, not a file"),
 ])
 def test_bad_sweep_input_fails_before_anything_runs(task_file, tmp_path, capsys, extra, message):  # noqa: F811
     config = tmp_path / "launcher.yaml"
     config.write_text("launcher:\n  partition: debug\n  unknown_key: 1\n")
     results = tmp_path / "results"
     argv = ["sweep", "--task", str(task_file), "--losses", "ce", "--results-dir", str(results)]
-    assert main(argv + [item.format(config=config) for item in extra]) == 2
-    assert message in capsys.readouterr().err
+    assert main(argv + [item.format(config=config, missing=tmp_path / "launcher-missing.yaml", folder=tmp_path)
+                        for item in extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("pdl-bench sweep: error: ") and "Traceback" not in err, err
     assert not results.exists()  # nothing resolved into a folder, no manifest, no lock
 
 
