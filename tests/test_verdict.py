@@ -285,6 +285,20 @@ def test_empty_tree_lists_every_point_and_plan_errors(tmp_path):
         verdict.build_verdict(root, plan, tmp_path / "x.md", tmp_path / "x")
 
 
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"seedz": [0]}, "seedz: unknown key (did you mean seeds?)"),
+    ({"arms": []}, "arms: List should have at least 2 items after validation, not 0"),
+    ({"arms": [{"loss": "ce"}, {"los": "pdl"}]}, "arms.1.los: unknown key (did you mean loss?)"),
+])
+def test_plan_mistakes_get_one_line_like_task_mistakes(tmp_path, capsys, change, problem):
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({**PLAN, **change}), encoding="utf-8")
+    assert cli.main(["reference", "--no-run", "--results-dir", str(tmp_path), "--out", str(tmp_path / "page.md")]) == 2
+    err = capsys.readouterr().err
+    message, hint = err.rstrip("\n").split("\n")
+    assert message.startswith(f"pdl-bench reference: error: invalid reference plan {tmp_path / 'plan.yaml'}: ")
+    assert problem in message and "errors.pydantic.dev" not in err and hint.startswith("  -> ")
+
+
 # ----------------------------------------------------------------- the committed page
 
 
