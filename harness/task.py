@@ -195,7 +195,11 @@ class TrainingConfig(BaseModel):
     learning_rate: float = Field(5e-5, gt=0)
     num_train_epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description=(
-        "stop training after N optimizer steps, before num_train_epochs is reached; -1 means no step limit"))
+        "stop training after N optimizer steps, before num_train_epochs is reached; -1 means no step limit. "
+        "transformers rounds training.warmup_ratio up to whole steps and trains the first warmup step at "
+        "learning rate 0, so a warmup that covers every step leaves no step at the full rate (with a "
+        "warmup_ratio of 0.05, --max-steps 1: the weights do not change); pdl-bench then warns and keeps "
+        "the schedule as it is"))
     per_device_train_batch_size: int = Field(8, ge=1)
     per_device_eval_batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)

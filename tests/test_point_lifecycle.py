@@ -240,6 +240,22 @@ def test_max_steps_must_be_positive(task_file, tmp_path, steps, capsys, no_model
         run_point(point(task_file, overrides=[f"training.max_steps={steps}"]), tmp_path, progress=False)
 
 
+def test_a_warmup_that_leaves_no_step_at_the_full_rate_is_warned_about(task_file, tmp_path, capsys):
+    """transformers rounds warmup_ratio up to whole steps and its first warmup step trains at rate 0:
+    with --max-steps 1 the only step changes no weight. pdl-bench warns (and changes no schedule,
+    so no existing point's numbers change); --help says so."""
+    warmup = ["training.warmup_ratio=0.05"]
+    run_point(point(task_file, overrides=[*warmup, "training.max_steps=1"]), tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert ("warning: training.warmup_ratio 0.05 of 1 step is 1 step of warmup: no step trains at the full learning "
+            "rate, and the first (here the only one) at rate 0") in err
+    run_point(point(task_file, overrides=warmup), tmp_path, progress=False)  # 6 steps: 1 of warmup, as tasks run
+    assert "warmup" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "no step at the full rate" in " ".join(capsys.readouterr().out.split())
+
+
 def test_duplicate_example_ids_are_refused_naming_the_id_and_file(task_file, tmp_path, no_model_loads):
     data = tmp_path / "data"
     data.mkdir()

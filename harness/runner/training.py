@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,28 @@ class TimeCheckpoints(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             self.phases.mark("train", state.global_step)
+
+
+SCHEDULES_WITHOUT_WARMUP = ("constant", "reduce_lr_on_plateau")
+
+
+class WarnAboutWarmup(TrainerCallback):
+    """transformers rounds a warmup ratio up to whole steps, and the first warmup step trains at
+    rate 0: when the warmup covers every step (e.g. --max-steps 1 with warmup_ratio 0.05) no step
+    trains at the full rate, and a one-step run changes no weight. Say so when training starts (the
+    schedule stays as transformers makes it, so no point's numbers change)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        steps, schedule = state.max_steps, getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+        warmup = args.get_warmup_steps(steps)
+        if not state.is_world_process_zero or schedule in SCHEDULES_WITHOUT_WARMUP or not 0 < steps <= warmup:
+            return
+        plural = lambda n: f"{n} step" + ("s" if n != 1 else "")  # noqa: E731
+        setting = (f"training.warmup_ratio {args.warmup_steps:g} of {plural(steps)} is {plural(warmup)} of warmup"
+                   if args.warmup_steps < 1 else f"training.warmup_steps {int(args.warmup_steps)} of {plural(steps)}")
+        print(f"pdl-bench: warning: {setting}: no step trains at the full learning rate, and the first"
+              f"{' (here the only one)' if steps == 1 else ''} at rate 0; train more steps (--max-steps) "
+              "or --set training.warmup_ratio=0", file=sys.stderr, flush=True)
 
 
 def note_training(trainer, phases) -> None:
@@ -343,6 +366,7 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         trainer.add_callback(LiveTrainLog(store.file(TRAIN_LOG_FILE)))
         if reporting(task.training.trainer_options)[1]:
             trainer.add_callback(tensorboard_callback(store.file(TENSORBOARD_FOLDER)))
+    trainer.add_callback(WarnAboutWarmup())
     if phases is not None:  # before the drill below, so a checkpoint's time is noted before any kill
         trainer.add_callback(TimeCheckpoints(phases))
     if os.environ.get(KILL_AFTER_SAVE_ENV):
