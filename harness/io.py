@@ -45,6 +45,16 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def share_like_new_files(folder: Path) -> None:
+    """Give every file under `folder` that a library wrote the mode a new file gets under this
+    process's umask, like every other result file (safetensors' save_file makes its files 0600,
+    which other users of a shared results tree or model cache could not read)."""
+    mode = new_file_mode()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 def write_error(path: Path, err: OSError) -> HarnessError:
     """One line naming the file a write failed on (read-only folder, full disk) and what to do;
     also for files that libraries write themselves (matplotlib's savefig)."""
@@ -115,9 +125,23 @@ def _not_utf8(path: Path, line: int, err: UnicodeDecodeError) -> HarnessError:
     return HarnessError(f"{path} is not UTF-8 text (line {line}: {err.reason})", "re-save it as UTF-8")
 
 
+def read_error(path: Path, err: OSError) -> HarnessError:
+    """One line naming a file that cannot be read (missing, a folder, no permission) and what to do,
+    instead of an OSError traceback."""
+    if isinstance(err, FileNotFoundError):
+        return HarnessError(f"{path} does not exist", "check the path")
+    if isinstance(err, IsADirectoryError):
+        return HarnessError(f"{path} is a folder, not a file", "pass the file inside it")
+    return HarnessError(f"cannot read {path}: {err.strerror or err}", "check the path and its permissions")
+
+
 def read_text(path: Path) -> str:
-    """A UTF-8 text file; any other encoding fails with one line naming the file and the line."""
-    data = Path(path).read_bytes()
+    """A UTF-8 text file; any other encoding fails with one line naming the file and the line, and a
+    file that cannot be read (missing, a folder, no permission) with one line naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise read_error(path, err) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -183,4 +207,4 @@ def read_npy(path: Path, hint: str):
     except (ValueError, EOFError):
         raise HarnessError(f"{path} is corrupt (not a readable numpy .npy array)", hint) from None
     except OSError as err:
-        raise HarnessError(f"cannot read {path}: {err.strerror or err}", "check the path and its permissions") from None
+        raise read_error(path, err) from None

@@ -119,11 +119,17 @@ def read_manifest(path: Path) -> SweepManifest:
                            "move it out of the .sweeps folder; rerun the sweep command to write it again") from None
 
 
-def read_manifests(results_dir: Path) -> list[SweepManifest]:
-    """Every sweep recorded under `results_dir`, oldest first."""
+def read_manifests(results_dir: Path) -> tuple[list[SweepManifest], dict[Path, HarnessError]]:
+    """Every sweep recorded under `results_dir`, oldest first, and each manifest that does not read
+    (cut short, hand-edited, a newer format) with its error: one bad file hides no other sweep."""
     folder = Path(results_dir) / SWEEPS_FOLDER
-    manifests = [read_manifest(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-    return sorted(manifests, key=lambda m: (m.created, m.id))
+    manifests, unreadable = [], {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            manifests.append(read_manifest(path))
+        except HarnessError as err:
+            unreadable[path] = err
+    return sorted(manifests, key=lambda m: (m.created, m.id)), unreadable
 
 
 def now() -> str:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessError
-from harness.io import read_text
+from harness.task import read_yaml, validation_problems
 
 PLAN_FILE = "plan.yaml"
 
@@ -48,7 +47,12 @@ def read_plan(results_dir: Path) -> ReferencePlan:
     if not path.is_file():
         raise HarnessError(f"no reference plan at {path}",
                            "pass the --results-dir that holds plan.yaml (results/reference in the repository)")
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise HarnessError(f"reference plan {path} must be a YAML mapping of keys, got {type(data).__name__}",
+                           "write tasks:, arms: and seeds: (results/reference/plan.yaml is an example)")
     try:
-        return ReferencePlan.model_validate(yaml.safe_load(read_text(path)))
-    except (yaml.YAMLError, ValidationError) as err:
-        raise HarnessError(f"invalid reference plan {path}: {err}", "fix the keys named above") from None
+        return ReferencePlan.model_validate(data)
+    except ValidationError as err:
+        raise HarnessError(f"invalid reference plan {path}: {validation_problems(err, ReferencePlan)}",
+                           "fix the keys named above (keys: " + ", ".join(ReferencePlan.model_fields) + ")") from None

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
-from harness.io import read_json, read_npy, write_json_atomic, write_npz_atomic
+from harness.io import read_error, read_json, read_npy, write_json_atomic, write_npz_atomic
 from harness.task import default_decodings
 
 # 1: the whole task dump was hashed; 2: only what can change the numbers; 3: metrics.json adds what
@@ -408,7 +408,7 @@ def read_counts_file(path: Path, hint: str):
     except (ValueError, EOFError, KeyError, IndexError, TypeError):
         raise HarnessError(f"{path} is corrupt (not the sparse token counts a point writes)", hint) from None
     except OSError as err:
-        raise HarnessError(f"cannot read {path}: {err.strerror or err}", "check the path and its permissions") from None
+        raise read_error(path, err) from None
     return counts
 
 

@@ -19,7 +19,8 @@ from typing import Any, Literal
 from harness.errors import HarnessError
 from harness.io import new_file_mode, read_json, write_json_atomic
 from harness.results import (
-    CHECKPOINTS, CONFIG_FILE, ERROR_FILE, METRICS_FILE, PointConfig, PointError, read_config, read_error, write_record,
+    CHECKPOINTS, CONFIG_FILE, ERROR_FILE, METRICS_FILE, PointConfig, PointError, PointMetrics, read_config, read_error,
+    read_metrics, write_record,
 )
 
 # Locks live in one hidden folder of the results tree, outside the point folders, so a point
@@ -262,7 +263,8 @@ class PointLock:
         self.release()
 
 
-PointStateKind = Literal["done", "running", "failed", "interrupted", "incomplete", "not started"]
+PointStateKind = Literal["done", "unreadable", "running", "failed", "interrupted", "incomplete", "not started"]
+UNREADABLE_HINT = "rerun it with --force"  # a point whose metrics.json is there but unreadable
 
 
 @dataclass(frozen=True)
@@ -273,15 +275,21 @@ class PointState:
     detail: str  # one line: the holder, the error's first line, the last holder...
     holder: dict[str, Any] | None = None  # the lock's holder file (running), or the last holder (interrupted)
     error: PointError | None = None
+    metrics: PointMetrics | None = None  # done: its metrics.json, read and validated
 
 
 def point_state(store: PointStore) -> PointState:
-    """done: metrics.json is there. running: a live process holds the lock. failed: the last run
-    left error.json. interrupted: the folder is there but nobody runs it (killed, cancelled, timed
-    out: the same command resumes it). incomplete: this process cannot probe the lock (a read-only
-    tree). not started: no folder. Who runs or ran it comes from the lock's holder file."""
+    """done: metrics.json is there and reads as the result schema says. unreadable: it is there but
+    does not (cut short, hand-edited, foreign: a rerun with --force replaces it). running: a live
+    process holds the lock. failed: the last run left error.json. interrupted: the folder is there
+    but nobody runs it (killed, cancelled, timed out: the same command resumes it). incomplete:
+    this process cannot probe the lock (a read-only tree). not started: no folder. Who runs or ran
+    it comes from the lock's holder file."""
     if store.is_complete():
-        return PointState("done", "")
+        try:
+            return PointState("done", "", metrics=read_metrics(store.path))
+        except HarnessError as err:
+            return PointState("unreadable", f"unreadable metrics.json ({err.message}; {UNREADABLE_HINT})")
     lock = PointLock(store)
     held = lock.is_held_elsewhere()
     if held:

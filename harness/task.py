@@ -3,8 +3,10 @@ and defaults, validated by pydantic so a typo fails at load time, not two hours 
 
 from __future__ import annotations
 
+import difflib
 import os
 import string
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -193,7 +195,11 @@ class TrainingConfig(BaseModel):
     learning_rate: float = Field(5e-5, gt=0)
     num_train_epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description=(
-        "stop training after N optimizer steps, before num_train_epochs is reached; -1 means no step limit"))
+        "stop training after N optimizer steps, before num_train_epochs is reached; -1 means no step limit. "
+        "transformers rounds training.warmup_ratio up to whole steps and trains the first warmup step at "
+        "learning rate 0, so a warmup that covers every step leaves no step at the full rate (with a "
+        "warmup_ratio of 0.05, --max-steps 1: the weights do not change); pdl-bench then warns and keeps "
+        "the schedule as it is"))
     per_device_train_batch_size: int = Field(8, ge=1)
     per_device_eval_batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -284,18 +290,47 @@ class TaskConfig(_Strict):
         return self
 
 
-def format_validation_error(err: ValidationError, origin: str, at: tuple[str, ...] = ()) -> str:
+def format_validation_error(err: ValidationError, origin: str, at: tuple[str, ...] = (),
+                            schema: type[BaseModel] | None = None) -> str:
     """One line naming every problem by its dotted key; `at` is where the validated part sits in
-    the task (("source", "options") for an embedded builder's options)."""
+    the task (("source", "options") for an embedded builder's options), `schema` what was validated
+    (an unknown key then gets a did-you-mean)."""
+    return f"invalid task {origin}: " + validation_problems(err, schema, at)
+
+
+def validation_problems(err: ValidationError, schema: type[BaseModel] | None = None, at: tuple[str, ...] = ()) -> str:
+    """A pydantic error as one line (no web links): `key.path: problem; ...`, an unknown key with
+    the keys its place allows that it is close to (did you mean ...?). For task and plan files."""
     problems = []
     for item in err.errors():
         where = ".".join(str(p) for p in (*at, *item["loc"])) or "(top level)"
         if item["type"] == "trainer_option":  # "key: problem" items of a TrainingArguments pass-through
             problems += [f"{where}.{problem}" for problem in item["ctx"]["problems"]]
             continue
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-        problems.append(f"{where}: {message}")
-    return f"invalid task {origin}: " + "; ".join(problems)
+        if item["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(item["loc"][-1]), _keys_at(schema, item["loc"]), n=2, cutoff=0.6)
+            problems.append(f"{where}: unknown key" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+            continue
+        problems.append(f"{where}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (X, X | None, list[X], dict[str, X], Annotated[X, ...])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
+def _keys_at(schema: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """The keys allowed where the last key of `loc` sits (a list index, a dict key or a union's tag
+    on the way stays at the models reached so far)."""
+    models = [schema] if schema is not None else []
+    for part in loc[:-1]:
+        inner = [m for model in models if part in model.model_fields
+                 for m in _models_in(model.model_fields[part].annotation)]
+        models = inner or models
+    return sorted({key for model in models for key in model.model_fields})
 
 
 def parse_task(data: Any, origin: str) -> TaskConfig:
@@ -304,21 +339,26 @@ def parse_task(data: Any, origin: str) -> TaskConfig:
     try:
         return TaskConfig.model_validate(data)
     except ValidationError as err:
-        raise HarnessError(format_validation_error(err, origin), "fix the keys named above (docs/tasks.md lists them)") from None
+        raise HarnessError(format_validation_error(err, origin, schema=TaskConfig),
+                           "fix the keys named above (docs/tasks.md lists them)") from None
 
 
 def load_task_file(path: Path) -> TaskConfig:
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"task file {path} does not exist", "give a task name or the path to a .yaml file")
+    return parse_task(read_yaml(path), str(path))
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file (safe_load); bad syntax fails with one line naming the file and the line."""
     try:
-        data = yaml.safe_load(read_text(path))
+        return yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err)
         raise HarnessError(f"malformed YAML in {where}: {problem}", "fix the YAML syntax at that line") from None
-    return parse_task(data, str(path))
 
 
 def _task_files(tasks_dir: Path) -> Registry[Path]:

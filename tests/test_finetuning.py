@@ -15,6 +15,7 @@ from harness.results import ADAPTER_FOLDER, GENERATIONS_FILE, MODEL_FOLDER, PROV
 from harness.runner.config import RunConfig
 from harness.runner.point import run_point
 from harness.task import apply_overrides, load_task
+from tiny import modes_of
 from test_runner import metrics_of, task_file  # noqa: F401  (the tiny local task fixture)
 
 LORA = ["training.peft.method=lora"]
@@ -109,7 +110,7 @@ def test_qlora_without_cuda_fails_before_anything_loads(task_file, tmp_path):  #
 
 
 @pytest.mark.parametrize("peft", [False, True], ids=["full", "lora"])
-def test_kept_model_reloads_and_reproduces_the_first_generation(task_file, tmp_path, peft):  # noqa: F811
+def test_kept_model_reloads_and_reproduces_the_first_generation(task_file, tmp_path, peft, umask_022):  # noqa: F811
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.data import load_splits, tokenize_for_generation
@@ -132,14 +133,56 @@ def test_kept_model_reloads_and_reproduces_the_first_generation(task_file, tmp_p
                        progress=False)
     assert again == first_generation(result.path)
     assert provenance_of(result.path)["kept_model"] == folder.name
+    # safetensors writes its files 0600; kept weights are shared like every other result file
+    assert set(modes_of(result.path).values()) == {0o644}, modes_of(result.path)
 
 
-def test_keep_none_and_checkpoints(task_file, tmp_path):  # noqa: F811
+def test_a_kept_adapter_names_its_base_by_its_public_id_and_reloads_on_another_machine(
+        task_file, tmp_path, tiny_causal_dir, monkeypatch):  # noqa: F811
+    """The base is a builtin converted from a hub model: the adapter names that hub id (not the
+    cache folder of the machine that trained it), and a copy of the point folder reloads where the
+    model cache is elsewhere and the training machine's cache is gone."""
+    import shutil
+
+    from harness.data import load_splits, tokenize_for_generation
+    from harness.models import BUILTIN_MODELS, BuiltinModel
+    from harness.runner.generation import generate
+    from test_models import FakeBuilder
+
+    source = tmp_path / "fake-source.bin"
+    source.write_bytes(b"source v1")
+    monkeypatch.setitem(BUILTIN_MODELS, "fake-tiny", BuiltinModel(
+        alias="fake-tiny", kind="causal", params="tiny", description="test", package="pytest",
+        build_note="building fake-tiny", locate_source=lambda: source, build=FakeBuilder(tiny_causal_dir),
+        hub_id="example-org/tiny-causal"))
+    monkeypatch.setenv("PDL_BENCH_CACHE", str(tmp_path / "trained-here"))
+    result = run_point(point(task_file, LORA, model="fake-tiny"), tmp_path / "results", progress=False)
+    adapter_config = json.loads((result.path / ADAPTER_FOLDER / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "example-org/tiny-causal"
+    assert not [p.name for p in (result.path / ADAPTER_FOLDER).iterdir()
+                if p.suffix in (".json", ".md") and str(tmp_path) in p.read_text()]  # no path of this machine
+
+    elsewhere = shutil.copytree(result.path, tmp_path / "another-machine" / result.path.name)
+    shutil.rmtree(tmp_path / "trained-here")
+    monkeypatch.setenv("PDL_BENCH_CACHE", str(tmp_path / "another-cache"))
+    from harness.models import load_kept_model
+
+    model, tokenizer = load_kept_model(elsewhere / ADAPTER_FOLDER)
+    task = load_task(str(task_file))
+    prompts = tokenize_for_generation(task, load_splits(task)["test"], tokenizer, is_encoder_decoder=False)
+    [again] = generate(model, tokenizer, [prompts["input_ids"][0]], task.generation, is_encoder_decoder=False,
+                       progress=False)
+    assert again == first_generation(result.path)
+    assert (tmp_path / "another-cache" / "models" / "fake-tiny").is_dir()
+
+
+def test_keep_none_and_checkpoints(task_file, tmp_path, umask_022):  # noqa: F811
     none = run_point(point(task_file, ["training.keep=none"]), tmp_path / "none", progress=False)
     assert not (none.path / MODEL_FOLDER).exists() and not (none.path / "checkpoints").exists()
     kept = run_point(point(task_file, ["training.keep=checkpoints"]), tmp_path / "all", progress=False)
     assert (kept.path / MODEL_FOLDER).is_dir() and list((kept.path / "checkpoints").glob("checkpoint-*"))
     assert none.path.name == kept.path.name  # what is kept is not part of the point's identity
+    assert set(modes_of(kept.path).values()) == {0o644}, modes_of(kept.path)
 
 
 def test_trainer_options_pass_through_and_change_the_point(task_file, tmp_path):  # noqa: F811

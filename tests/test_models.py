@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tiny import modes_of
 from harness import hub
 from harness.errors import HarnessError
 from harness.models import (
@@ -221,6 +223,14 @@ def test_cache_builds_once_and_writes_marker(fake):
     assert cache_status(model) is None
     assert ensure_cached(model, log=lambda m: None) == folder and builder.calls == 1
     assert not list(folder.parent.glob(".building-*"))
+
+
+def test_the_cache_is_shared_with_the_umask_s_permissions(fake, umask_022):
+    model, _, _ = fake
+    folder = ensure_cached(model, log=lambda m: None)
+    assert (folder / "model.safetensors").is_file()  # written 0600 by safetensors, here copied as it is
+    assert set(modes_of(folder).values()) == {0o644}, modes_of(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
 
 
 def test_load_model_through_fake_builtin(fake):

@@ -68,6 +68,18 @@ def test_a_killed_forced_rerun_hides_nothing_and_a_finished_one_replaces_the_res
 
 # --- checkpoints ------------------------------------------------------------------------------------
 
+def with_callback(prepare_training, make_callback):
+    """prepare_training, whose Trainer also gets the callback `make_callback(TrainerCallback)` builds."""
+    from transformers import TrainerCallback
+
+    def prepare(**kwargs):
+        setup = prepare_training(**kwargs)
+        setup.trainer.add_callback(make_callback(TrainerCallback))
+        return setup
+
+    return prepare
+
+
 def test_a_nan_gradient_stops_before_the_update_and_the_named_checkpoint_is_finite(task_file, tmp_path,
                                                                                    monkeypatch):
     import torch
@@ -79,7 +91,7 @@ def test_a_nan_gradient_stops_before_the_update_and_the_named_checkpoint_is_fini
     with pytest.raises(HarnessError, match="gradient norm became nan at step 2") as err:
         run_point(run, tmp_path, progress=False)
     checkpoints = resolve(run, tmp_path).store.checkpoints
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-1"]  # step 2 neither applied nor saved
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-1"]  # step 2 neither applied nor saved
     assert str(checkpoints / "checkpoint-1") in str(err.value)
     weights = load_file(checkpoints / "checkpoint-1" / "model.safetensors")
     assert all(torch.isfinite(t).all() for t in weights.values())
@@ -174,6 +186,54 @@ def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path, capsy
     # test_a_point_whose_newest_checkpoint_is_truncated_still_finishes_identically.
 
 
+def slow_steps(seconds: float):
+    """Each training step takes at least `seconds` more, so a run's training time is known to be long."""
+
+    def make(base):
+        class Slow(base):
+            def on_step_end(self, args, state, control, **kwargs):
+                time.sleep(seconds)
+
+        return Slow()
+
+    return make
+
+
+@pytest.mark.parametrize("lora", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["full", "lora"])
+def test_a_point_stopped_after_training_keeps_the_training_record_of_the_run_that_trained_it(
+        task_file, tmp_path, monkeypatch, lora):
+    from harness.cli import Terminated
+    from harness.io import read_jsonl
+    from harness.results import PROVENANCE_FILE, TRAIN_LOG_FILE
+    from harness.runner import generation, training
+
+    def stopped(*args, **kwargs):  # SIGTERM while the trained model generates
+        raise Terminated()
+
+    original_prepare, original_generate = training.prepare_training, generation.generate_outputs
+    monkeypatch.setattr(training, "prepare_training", with_callback(original_prepare, slow_steps(0.5)))
+    monkeypatch.setattr(generation, "generate_outputs", stopped)
+    run = point(task_file, overrides=["training.peft.method=lora"] if lora else [])
+    with pytest.raises(Terminated):
+        run_point(run, tmp_path, progress=False)
+    store = resolve(run, tmp_path).store
+    trained_log = read_jsonl(store.file(TRAIN_LOG_FILE))
+    [summary] = [row for row in trained_log if "train_runtime" in row]
+    assert summary["train_runtime"] >= 3 and summary["train_loss"] > 0  # 6 steps of >= 0.5 s
+
+    monkeypatch.setattr(training, "prepare_training", original_prepare)
+    monkeypatch.setattr(generation, "generate_outputs", original_generate)
+    resumed = run_point(run, tmp_path, progress=False)
+    assert read_jsonl(store.file(TRAIN_LOG_FILE)) == trained_log  # the record of the run that trained
+    prov = json.loads(store.file(PROVENANCE_FILE).read_text())
+    assert prov["timings"]["train_s"] >= summary["train_runtime"]
+    assert prov["resumed"] == {"from_phase": "generate", "from_step": 6}
+    assert prov["global_steps"] == 6  # and not one step more
+    if lora:  # the issue's case; the same numbers as a run never stopped
+        clean = run_point(run, tmp_path / "clean", progress=False)
+        assert (clean.path / METRICS_FILE).read_bytes() == (resumed.path / METRICS_FILE).read_bytes()
+
+
 # --- bad input fails before a model loads --------------------------------------------------------
 
 @pytest.fixture
@@ -198,6 +258,22 @@ def test_max_steps_must_be_positive(task_file, tmp_path, steps, capsys, no_model
     assert code == 2 and "--max-steps must be >= 1 (or -1: no step limit)" in capsys.readouterr().err
     with pytest.raises(HarnessError, match="training.max_steps"):
         run_point(point(task_file, overrides=[f"training.max_steps={steps}"]), tmp_path, progress=False)
+
+
+def test_a_warmup_that_leaves_no_step_at_the_full_rate_is_warned_about(task_file, tmp_path, capsys):
+    """transformers rounds warmup_ratio up to whole steps and its first warmup step trains at rate 0:
+    with --max-steps 1 the only step changes no weight. pdl-bench warns (and changes no schedule,
+    so no existing point's numbers change); --help says so."""
+    warmup = ["training.warmup_ratio=0.05"]
+    run_point(point(task_file, overrides=[*warmup, "training.max_steps=1"]), tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert ("warning: training.warmup_ratio 0.05 of 1 step is 1 step of warmup: no step trains at the full learning "
+            "rate, and the first (here the only one) at rate 0") in err
+    run_point(point(task_file, overrides=warmup), tmp_path, progress=False)  # 6 steps: 1 of warmup, as tasks run
+    assert "warmup" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "no step at the full rate" in " ".join(capsys.readouterr().out.split())
 
 
 def test_duplicate_example_ids_are_refused_naming_the_id_and_file(task_file, tmp_path, no_model_loads):

@@ -85,6 +85,7 @@ def test_run_writes_a_complete_point_and_skips_it_next_time(task_file, tmp_path)
     assert set(prov["peak_memory"]["cpu_rss_gib"]) == set(phases)
     assert all(v > 0 for v in prov["peak_memory"]["cpu_rss_gib"].values())
     assert set(prov["timings"]) == {f"{p}_s" for p in phases}
+    assert prov["resumed"] is None
     assert not (result.path / "checkpoints").exists()  # removed once the point is complete
     again = run_point(point(task_file), tmp_path, progress=False)
     assert again.skipped and again.path == result.path and again.metrics == result.metrics
@@ -114,7 +115,9 @@ def test_bench_pairs_ce_and_pdl(task_file, tmp_path, capsys):
     assert len(comparisons) == 1
     comparison = json.loads(comparisons[0].read_text())
     likelihood = ["test-ce", "nll-most-frequent", "nll-rarest", "top1-rarest"]
-    assert list(comparison["metrics"]) == [*METRICS, *likelihood, *(f"sampled/{m}" for m in METRICS)]
+    names, n = list(comparison["metrics"]), len(METRICS)  # the greedy metrics, the likelihood, the sampled ones
+    assert (set(names[:n]), names[n:n + len(likelihood)], set(names[n + len(likelihood):])) == (
+        set(METRICS), likelihood, {f"sampled/{m}" for m in METRICS})
     assert comparison["paired_checks"]["init_hash"] and comparison["paired_checks"]["data_order_hash"]
     assert "| nll-rarest ↓ |" in out and "| sampled/distinct-2 ↑ |" in out
 
@@ -163,6 +166,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(task_file, tmp_path, los
     [reference] = list((tmp_path / "clean").glob("tiny-bible/*/*"))
     assert (crashed / METRICS_FILE).read_bytes() == (reference / METRICS_FILE).read_bytes()
     assert (crashed / GENERATIONS_FILE).read_bytes() == (reference / GENERATIONS_FILE).read_bytes()
+    prov = json.loads((crashed / PROVENANCE_FILE).read_text())
+    assert prov["resumed"] == {"from_phase": "train", "from_step": 2}
+    assert not (crashed / "checkpoints").exists()
 
 
 def test_unknown_model_path_fails_clearly(task_file, tmp_path):

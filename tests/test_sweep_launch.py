@@ -69,14 +69,18 @@ def test_the_grid_is_losses_x_alphas_x_seeds_x_every_grid_key():
     (["--grid", "model=a,b", "--model", "c"], "both choose the model"),
     (["--partition", "gpu"], "only apply to --launcher slurm"),
     (["--launcher", "slurm", "--launcher-config", "{config}"], "unknown_key"),
+    (["--launcher", "slurm", "--launcher-config", "{missing}"], "launcher-missing.yaml does not exist"),
+    (["--launcher", "slurm", "--launcher-config", "{folder}"], "is a folder, not a file"),
 ])
 def test_bad_sweep_input_fails_before_anything_runs(task_file, tmp_path, capsys, extra, message):  # noqa: F811
     config = tmp_path / "launcher.yaml"
     config.write_text("launcher:\n  partition: debug\n  unknown_key: 1\n")
     results = tmp_path / "results"
     argv = ["sweep", "--task", str(task_file), "--losses", "ce", "--results-dir", str(results)]
-    assert main(argv + [item.format(config=config) for item in extra]) == 2
-    assert message in capsys.readouterr().err
+    assert main(argv + [item.format(config=config, missing=tmp_path / "launcher-missing.yaml", folder=tmp_path)
+                        for item in extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("pdl-bench sweep: error: ") and "Traceback" not in err, err
     assert not results.exists()  # nothing resolved into a folder, no manifest, no lock
 
 
@@ -192,8 +196,28 @@ def test_a_local_sweep_records_every_failure_and_status_shows_each_point(task_fi
 def test_status_without_a_recorded_sweep_says_so(tmp_path, capsys):
     assert main(["status", "--results-dir", str(tmp_path)]) == 0
     assert "no sweep recorded under" in capsys.readouterr().out
-    assert status(tmp_path, capsys) == {"results_dir": str(tmp_path), "sweeps": []}
+    assert status(tmp_path, capsys) == {"results_dir": str(tmp_path), "sweeps": [], "unreadable_manifests": []}
     assert main(["status", "--results-dir", str(tmp_path / "missing")]) == 2
+
+
+def test_one_corrupt_manifest_hides_no_other_sweep_from_status(tmp_path, capsys):
+    from harness.manifest import Launch, ManifestPoint, SweepManifest, manifest_path, record_launch
+
+    point = ManifestPoint(path="t/m/ce-s0-12345678", task="t", model="m", group="g", settings={"loss": "ce", "seed": 0})
+    good = SweepManifest(id="t-good", created="2026-01-01T00:00:00+0000", command=["pdl-bench", "sweep"],
+                         points=[point])
+    record_launch(tmp_path, good, Launch(launcher="local", time="2026-01-01T00:00:00+0000", host="h", pending=1))
+    bad = manifest_path(tmp_path, "t-bad")
+    bad.write_text(manifest_path(tmp_path, "t-good").read_text()[:50])  # cut short mid-write
+    capsys.readouterr()
+    assert main(["status", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "sweep t-good: 1 points: 0 done, 0 running, 0 failed, 1 pending" in out and "ce seed=0" in out
+    [line] = [line for line in out.splitlines() if "t-bad.json" in line]
+    assert line.startswith("unreadable sweep manifest: ") and "not valid JSON" in line
+    report = status(tmp_path, capsys)
+    assert [s["id"] for s in report["sweeps"]] == ["t-good"]
+    assert [m["path"] for m in report["unreadable_manifests"]] == [str(bad)]
 
 
 @pytest.mark.parametrize("command", ["run", "bench"])

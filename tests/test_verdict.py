@@ -259,6 +259,20 @@ def test_cli_rebuilds_the_page_without_running(tree, tmp_path, capsys):
     assert "](figs/style__quality_vs_diversity.png)" in out.read_text(encoding="utf-8")
 
 
+def test_a_corrupt_metrics_json_gets_one_reason_on_the_page_and_in_table(tmp_path, capsys):
+    from harness.store import PointStore, point_state
+
+    root = write_reference_tree(tmp_path / "reference")
+    [bad] = root.glob("style/*/ce-s1-*")
+    (bad / "metrics.json").write_text('{"metrics": {', encoding="utf-8")  # cut short
+    assert point_state(PointStore(bad)).kind == "unreadable"
+    missing = section(build(root, tmp_path).out.read_text(encoding="utf-8"), "style").split("### Missing points", 1)[1]
+    [line] = [line for line in missing.splitlines() if "ce-s1-" in line]
+    assert line.startswith("- `ce` seed 1 (") and line.endswith("unreadable metrics.json (rerun it with --force)")
+    assert cli.main(["table", "--results-dir", str(root)]) == 0
+    assert f"{bad.name}`: unreadable metrics.json" in capsys.readouterr().out  # the same rule, with the file's error
+
+
 def test_empty_tree_lists_every_point_and_plan_errors(tmp_path):
     root = tmp_path / "reference"
     (root / "style").mkdir(parents=True)  # a task folder with no point yet
@@ -269,6 +283,20 @@ def test_empty_tree_lists_every_point_and_plan_errors(tmp_path):
     plan = ReferencePlan.model_validate({**PLAN, "arms": PLAN["arms"][1:]})
     with pytest.raises(HarnessError, match="first arm"):
         verdict.build_verdict(root, plan, tmp_path / "x.md", tmp_path / "x")
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"seedz": [0]}, "seedz: unknown key (did you mean seeds?)"),
+    ({"arms": []}, "arms: List should have at least 2 items after validation, not 0"),
+    ({"arms": [{"loss": "ce"}, {"los": "pdl"}]}, "arms.1.los: unknown key (did you mean loss?)"),
+])
+def test_plan_mistakes_get_one_line_like_task_mistakes(tmp_path, capsys, change, problem):
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({**PLAN, **change}), encoding="utf-8")
+    assert cli.main(["reference", "--no-run", "--results-dir", str(tmp_path), "--out", str(tmp_path / "page.md")]) == 2
+    err = capsys.readouterr().err
+    message, hint = err.rstrip("\n").split("\n")
+    assert message.startswith(f"pdl-bench reference: error: invalid reference plan {tmp_path / 'plan.yaml'}: ")
+    assert problem in message and "errors.pydantic.dev" not in err and hint.startswith("  -> ")
 
 
 # ----------------------------------------------------------------- the committed page

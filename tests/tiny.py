@@ -123,3 +123,11 @@ def train_losses(point_dir: Path) -> list[float]:
     from harness.results import TRAIN_LOG_FILE
 
     return [row["loss"] for row in read_jsonl(Path(point_dir) / TRAIN_LOG_FILE) if "loss" in row]
+
+
+def modes_of(folder: Path) -> dict[str, int]:
+    """Every file's permission bits under `folder`, by relative path."""
+    import stat
+
+    return {str(p.relative_to(folder)): stat.S_IMODE(p.stat().st_mode) for p in sorted(folder.rglob("*"))
+            if p.is_file()}

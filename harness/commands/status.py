@@ -15,6 +15,8 @@ groups them (task, model and everything else that differs but loss, alpha and se
   pending  not started, or interrupted (killed, cancelled, out of time: it resumes from its
            last checkpoint)
 and the command that finishes the sweep (finished points are skipped; failed ones are retried).
+A manifest that does not read (cut short, edited by hand) gets one line (`unreadable_manifests`
+in --format json) and hides no other sweep.
 Reads only small files and probes the locks: safe to run while the sweep runs, from any node.
 
 examples:
@@ -32,9 +34,9 @@ def add_arguments(parser):
 def run(args) -> int:
     from harness.report.status import render_text, status_json, sweep_statuses
 
-    statuses = sweep_statuses(args.results_dir)
+    report = sweep_statuses(args.results_dir)
     if args.format == "json":
-        print(json.dumps(status_json(statuses, args.results_dir), indent=2))
+        print(json.dumps(status_json(report, args.results_dir), indent=2))
     else:
-        print(render_text(statuses, args.results_dir))
+        print(render_text(report, args.results_dir))
     return 0

@@ -84,7 +84,7 @@ def check_options(builder_name: str, options: dict, origin: str) -> dict:
     try:
         return builder.Options.model_validate(options).model_dump()
     except ValidationError as err:
-        raise HarnessError(format_validation_error(err, origin, ("source", "options")),
+        raise HarnessError(format_validation_error(err, origin, ("source", "options"), builder.Options),
                            "fix the keys named above (docs/tasks.md lists them)") from None
 
 

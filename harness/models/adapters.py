@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from pathlib import Path
 
 from harness.errors import HarnessError
+
+BASE_RECORD = "pdl-bench-base.json"  # in a kept adapter: harness.models.loading.base_reference of its base
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def check_adapter_support(settings) -> None:
@@ -63,3 +67,41 @@ def add_adapters(model, settings, *, seed: int, is_encoder_decoder: bool, gradie
         except ValueError as err:  # e.g. target modules that the model does not have
             raise HarnessError(f"peft could not add LoRA adapters: {err}",
                                "fix training.peft.target_modules (or use all-linear)") from err
+
+
+def name_base_publicly(folder: Path, base: dict[str, str]) -> None:
+    """peft names a saved adapter's base by the folder it was loaded from (for a builtin, this
+    machine's model cache), in adapter_config.json and the model card: name it by its public id
+    instead (`base`: harness.models.base_reference), and record pdl-bench's own reference
+    (BASE_RECORD) for load_kept_model. Done once saved: with a hub id from the start, peft would
+    look that id up on the hub at every checkpoint."""
+    from harness.io import read_json, read_text, write_json_atomic, write_text_atomic
+
+    config = read_json(folder / ADAPTER_CONFIG)
+    local = config.get("base_model_name_or_path")
+    config["base_model_name_or_path"] = base["public_id"]
+    write_json_atomic(folder / ADAPTER_CONFIG, config)
+    card = folder / "README.md"
+    if local and card.is_file():
+        write_text_atomic(card, read_text(card).replace(local, base["public_id"]))
+    write_json_atomic(folder / BASE_RECORD, base)
+
+
+def load_kept_model(folder, *, trust_remote_code: bool = False):
+    """(model, tokenizer) of a model a point kept (<point>/model, <point>/adapter, or a copy of
+    one, on any machine). A full model loads as it is. An adapter loads onto its base: the one
+    pdl-bench trained it on (BASE_RECORD: a builtin is converted into this machine's cache), else
+    the base its adapter_config.json names (an adapter from the hub)."""
+    from peft import PeftModel
+
+    from harness.io import read_json
+    from harness.models.loading import load_model
+
+    folder = Path(folder)
+    if not (folder / ADAPTER_CONFIG).is_file():
+        model, tokenizer, _ = load_model(str(folder), trust_remote_code=trust_remote_code)
+        return model, tokenizer
+    base = (read_json(folder / BASE_RECORD)["model"] if (folder / BASE_RECORD).is_file()
+            else read_json(folder / ADAPTER_CONFIG)["base_model_name_or_path"])
+    model, tokenizer, _ = load_model(base, trust_remote_code=trust_remote_code)
+    return PeftModel.from_pretrained(model, str(folder)), tokenizer

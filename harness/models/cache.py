@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import HarnessError
+from harness.io import share_like_new_files
 
 MARKER = "pdl-bench-cache.json"
 MARKER_FORMAT = 1
@@ -54,6 +55,7 @@ class BuiltinModel:
     locate_source: Callable[[], Path]           # raises HarnessError (with the pip command) if missing
     build: Callable[[Path, Path, Log], dict]    # (source, out_dir, log) -> verification facts
     weights_file: str = "model.safetensors"
+    hub_id: str | None = None                   # the public model it was converted from, if one holds it
 
 
 def file_sha256(path: Path) -> str:
@@ -189,6 +191,7 @@ def _build_and_publish(model: BuiltinModel, target: Path, source: dict, log: Log
         verification = model.build(Path(source["path"]), building, log)
         seconds = time.perf_counter() - start
         _write_marker(model, building, source, verification, seconds)
+        share_like_new_files(building)  # safetensors writes its weights 0600
         os.chmod(building, 0o755)  # mkdtemp makes it private; the cache may be shared
         _publish(building, target)
         return seconds

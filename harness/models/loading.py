@@ -82,6 +82,21 @@ def resolve_model(ref: str, *, trust_remote_code: bool = False) -> ModelSpec:
     )
 
 
+def base_reference(ref: str) -> dict[str, str]:
+    """How a kept adapter names its base model. `model`: what pdl-bench loads it by on any machine
+    (a builtin alias, converted into that machine's cache; a hub id; a local folder's absolute
+    path, which only its machine has). `public_id`: what anyone else loads it by (adapter_config's
+    base_model_name_or_path, the hub's model card): a builtin's hub id (the model it was converted
+    from; its alias when no hub model holds it), the hub id, or the folder's path."""
+    ref = str(ref)
+    if ref in BUILTIN_MODELS:
+        return {"model": ref, "public_id": BUILTIN_MODELS[ref].hub_id or ref}
+    path = Path(ref).expanduser()
+    if _looks_local(ref, path):
+        return {"model": str(path.resolve()), "public_id": str(path.resolve())}
+    return {"model": ref, "public_id": ref}
+
+
 def _location(spec: ModelSpec) -> str:
     if spec.source == "builtin":
         return str(ensure_cached(BUILTIN_MODELS[spec.ref]))

@@ -22,8 +22,8 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.io import read_jsonl
 from harness.results import (
-    CONFIG_FILE, ERROR_FILE, METRICS_FILE, TRAIN_LOG_FILE, PointConfig, Provenance, arm_labels, generations_file,
-    read_config, read_metrics, read_provenance, read_token_scores, read_train_counts,
+    CONFIG_FILE, ERROR_FILE, TRAIN_LOG_FILE, PointConfig, Provenance, arm_labels, generations_file,
+    read_config, read_provenance, read_token_scores, read_train_counts,
 )
 from harness.store import PointStore, is_point_folder_name, point_state
 
@@ -199,20 +199,23 @@ def _read_point(path: Path) -> tuple[PointConfig | None, Point | Missing]:
         config = read_config(path)
     except HarnessError as err:
         return None, Missing(path, f"unreadable config.json ({err.message})")
-    if not (path / METRICS_FILE).is_file():
-        return config, Missing(path, unfinished_state(path))
-    try:
-        metrics = read_metrics(path)
-    except HarnessError as err:
-        return config, Missing(path, f"unreadable metrics.json ({err.message})")
-    return config, Point(path, config, metrics.model_dump(mode="json"))
+    state = point_state(PointStore(path))
+    if state.kind != "done":
+        return config, Missing(path, state_reason(path, state))
+    return config, Point(path, config, state.metrics.model_dump(mode="json"))
 
 
 def unfinished_state(path: Path) -> str:
-    """Why a point has no metrics.json, in words (harness.store.point_state decides): running (its
-    lock is held by a live process), failed (its last run left error.json), or interrupted (a rerun
-    of the same command resumes it)."""
-    state = point_state(PointStore(path))
+    """Why a point has no readable metrics.json, in words (harness.store.point_state decides)."""
+    return state_reason(path, point_state(PointStore(path)))
+
+
+def state_reason(path: Path, state) -> str:
+    """A point's state in words: running (its lock is held by a live process), failed (its last run
+    left error.json), unreadable (its metrics.json is), or interrupted (a rerun of the same
+    command resumes it)."""
+    if state.kind == "unreadable":
+        return state.detail
     if state.kind == "running":
         return f"running ({state.detail})"
     if state.kind == "failed":

@@ -33,6 +33,14 @@ class PointStatus:
 
 
 @dataclass
+class StatusReport:
+    """What `status` shows: every readable sweep, and each manifest that does not read, with why."""
+
+    sweeps: list["SweepStatus"]
+    unreadable: dict[Path, HarnessError] = field(default_factory=dict)
+
+
+@dataclass
 class SweepStatus:
     manifest: SweepManifest
     points: list[PointStatus]
@@ -80,6 +88,8 @@ def point_status(results_dir: Path, point: ManifestPoint) -> PointStatus:
         who = f"{info['host']}, pid {info['pid']}" + (f", SLURM job {info['job']}" if info.get("job") else "")
         since = f", for {age(info['age_s'])}" if "age_s" in info else ""
         return PointStatus(point, "running", who + since if holder else state.detail, info)
+    if state.kind == "unreadable":
+        return PointStatus(point, "failed", state.detail, info)
     if state.kind == "failed":
         error = state.error.model_dump(mode="json")
         info = {"host": error["host"], "pid": error["pid"], "job": slurm_job_name(error), "error": error}
@@ -87,19 +97,27 @@ def point_status(results_dir: Path, point: ManifestPoint) -> PointStatus:
     return PointStatus(point, "pending", "" if state.kind == "not started" else f"{state.kind}: {state.detail}", info)
 
 
-def sweep_statuses(results_dir: Path) -> list[SweepStatus]:
+def sweep_statuses(results_dir: Path) -> StatusReport:
     root = Path(results_dir)
     if not root.is_dir():
         raise HarnessError(f"results folder {root} does not exist", "pass the --results-dir the sweep wrote to")
-    return [SweepStatus(m, [point_status(root, p) for p in m.points]) for m in read_manifests(root)]
+    manifests, unreadable = read_manifests(root)
+    return StatusReport([SweepStatus(m, [point_status(root, p) for p in m.points]) for m in manifests], unreadable)
 
 
-def render_text(statuses: list[SweepStatus], results_dir: Path) -> str:
-    if not statuses:
-        return (f"no sweep recorded under {results_dir} (`pdl-bench sweep` records one in "
-                f"{results_dir}/.sweeps/); `pdl-bench table` lists single points")
+def unreadable_lines(report: StatusReport) -> list[str]:
+    """One line per manifest that does not read: the file's error and what to do."""
+    return [f"unreadable sweep manifest: {err.message}" + (f" ({err.hint})" if err.hint else "")
+            for err in report.unreadable.values()]  # the message names the file
+
+
+def render_text(report: StatusReport, results_dir: Path) -> str:
+    if not report.sweeps:
+        return "\n".join([*unreadable_lines(report),
+                          f"no sweep recorded under {results_dir} (`pdl-bench sweep` records one in "
+                          f"{results_dir}/.sweeps/); `pdl-bench table` lists single points"])
     parts = []
-    for sweep in statuses:
+    for sweep in report.sweeps:
         m = sweep.manifest
         counts = ", ".join(f"{n} {state}" for state, n in sweep.counts().items())
         lines = [f"sweep {m.id}: {len(sweep.points)} points: {counts}"]
@@ -115,10 +133,12 @@ def render_text(statuses: list[SweepStatus], results_dir: Path) -> str:
         if sweep.finish_command:
             lines += ["", f"to finish it: {sweep.finish_command}"]
         parts.append("\n".join(lines))
+    if report.unreadable:
+        parts.append("\n".join(unreadable_lines(report)))
     return "\n\n".join(parts)
 
 
-def status_json(statuses: list[SweepStatus], results_dir: Path) -> dict[str, Any]:
+def status_json(report: StatusReport, results_dir: Path) -> dict[str, Any]:
     return {"results_dir": str(results_dir), "sweeps": [{
         "id": s.manifest.id,
         "created": s.manifest.created,
@@ -128,4 +148,5 @@ def status_json(statuses: list[SweepStatus], results_dir: Path) -> dict[str, Any
         "points": [{"path": p.point.path, "label": p.point.label, "task": p.point.task, "model": p.point.model,
                     "group": p.point.group, "settings": p.point.settings, "state": p.state, "detail": p.detail,
                     **p.info} for p in s.points],
-    } for s in statuses]}
+    } for s in report.sweeps], "unreadable_manifests": [
+        {"path": str(path), "error": err.message, "hint": err.hint} for path, err in report.unreadable.items()]}

@@ -35,7 +35,7 @@ from harness.report.collect import (
 from harness.report.deltas import TokenizerLoader
 from harness.report.tables import GroupTable, TableSettings, build_group_table
 from harness.results import NOT_MEASURED, PointConfig, arm_labels, decoding_metric, read_config, slug
-from harness.store import PointStore, point_state
+from harness.store import UNREADABLE_HINT, PointStore, point_state
 
 Arm = tuple[str, str]  # (loss, options as sorted JSON): harness.results.PointConfig.arm
 
@@ -130,6 +130,7 @@ def folder_state(path: Path) -> str:
     if state.kind == "failed":
         return f"failed: {state.detail}"
     return {"running": "running", "interrupted": "interrupted (no metrics.json; the command resumes it)",
+            "unreadable": f"unreadable metrics.json ({UNREADABLE_HINT})",
             "not started": NOT_RUN}.get(state.kind, state.kind)
 
 

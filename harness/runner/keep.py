@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.io import share_like_new_files
+from harness.models.adapters import name_base_publicly
 from harness.results import ADAPTER_FOLDER, MODEL_FOLDER
 from harness.runner.trainer import weights_complete
 
@@ -18,10 +20,12 @@ def kept_model_folder(point: Path, peft: bool) -> Path:
     return point / (ADAPTER_FOLDER if peft else MODEL_FOLDER)
 
 
-def save_trained_model(trainer, point: Path, *, peft: bool) -> Path:
+def save_trained_model(trainer, point: Path, *, peft: bool, base: dict | None = None) -> Path:
     """Save the trained model into <point>/model (or <point>/adapter): every rank takes part (the
     Trainer gathers FSDP/DeepSpeed shards), the main process writes a staging folder and swaps it
-    in, so a kill mid-save leaves no half model under the final name."""
+    in, so a kill mid-save leaves no half model under the final name. An adapter also records its
+    base (`base`: harness.models.base_reference), so harness.models.load_kept_model reloads it
+    on the model it was trained on, from any copy of the folder."""
     final = kept_model_folder(point, peft)
     staging = final.with_name(final.name + ".partial")
     trainer.save_model(str(staging))
@@ -32,6 +36,9 @@ def save_trained_model(trainer, point: Path, *, peft: bool) -> Path:
                 "set training.fsdp_config.state_dict_type: FULL_STATE_DICT, or pass --keep none")
         for name in PICKLED_FILES:
             (staging / name).unlink(missing_ok=True)
+        if peft and base is not None:
+            name_base_publicly(staging, base)
+        share_like_new_files(staging)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.io import write_jsonl_atomic
+from harness.io import share_like_new_files, write_jsonl_atomic
 from harness.keyvalue import parse_key_value
 from harness.results import (
     FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, generations_file,
@@ -242,7 +242,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from transformers import set_seed
 
     from harness.data import load_splits, tokenize_for_generation
-    from harness.models import load_model
+    from harness.models import base_reference, load_model
     from harness.models.adapters import add_adapters, quantization_config
     from harness.provenance import provenance
     from harness.data import tokenize_for_training
@@ -251,13 +251,17 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     from harness.runner.generation import generate_outputs
     from harness.runner.keep import save_trained_model
     from harness.runner.memory import Phases
-    from harness.runner.training import prepare_training, release_training_state
+    from harness.runner.training import (
+        PHASES_FILE, keep_earlier_training, note_training, prepare_training, release_training_state,
+    )
 
     run, task, store = point.run, point.task, point.store
     quiet_library_progress_bars()
     if state.is_main_process:
         print(f"model: {point.model_ref} (from {point.model_origin})", flush=True)
-    phases = Phases()
+    # The main process records each finished phase in the checkpoints folder: a resumed run keeps
+    # the training of the run that trained (its time, peak memory and train_log summary).
+    phases = Phases(store.checkpoints / PHASES_FILE if state.is_main_process else None)
     set_seed(run.seed)
     peft = task.training.peft
     with phases.phase("load"):
@@ -273,14 +277,18 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     with phases.phase("train"):
         setup = prepare_training(
             point=point, model=model, tokenizer=tokenizer, splits=splits,
-            is_encoder_decoder=is_encoder_decoder, progress=progress,
+            is_encoder_decoder=is_encoder_decoder, progress=progress, phases=phases,
         )
         if setup.resume_from and state.is_main_process:
             print(f"resuming from {setup.resume_from}", flush=True)
         setup.trainer.train(resume_from_checkpoint=setup.resume_from)
+        if state.is_main_process and setup.trainer.state.global_step > 0:
+            note_training(setup.trainer, phases)
+    resumed_step = keep_earlier_training(setup, phases, store.file(TRAIN_LOG_FILE)) if state.is_main_process else None
     state.wait_for_everyone()
     if task.training.keep != "none":
-        kept = save_trained_model(setup.trainer, store.path, peft=peft is not None)  # every rank takes part
+        kept = save_trained_model(setup.trainer, store.path, peft=peft is not None,  # every rank takes part
+                                  base=base_reference(point.model_ref))
     unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
     release_training_state(setup.trainer)
     gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
@@ -350,7 +358,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "generation_path": setup.plan.generation_path,
         "validation_path": validation_path,
         "plan": setup.plan.record(),
-        "timings": phases.seconds,
+        "timings": phases.seconds,  # a resumed point's train_s: the runs that trained it
+        "resumed": None if resumed_step is None else {"from_phase": phases.stopped_in(),
+                                                      "from_step": resumed_step},
         "peak_memory": phases.record(),
         "torch_threads": torch.get_num_threads(),
         "trainable_parameters": trainable_parameters(model),
@@ -361,6 +371,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     write_record(store.path, metrics_record)  # last: marks the point complete
     if task.training.keep != "checkpoints":
         shutil.rmtree(store.checkpoints, ignore_errors=True)
+    else:
+        store.checkpoints.joinpath(PHASES_FILE).unlink(missing_ok=True)
+        share_like_new_files(store.checkpoints)  # the Trainer's safetensors are 0600 otherwise
     return PointResult(store.path, metrics_record.model_dump(mode="json"), prov_record.model_dump(mode="json"),
                        skipped=False)
 

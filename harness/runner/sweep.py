@@ -167,8 +167,8 @@ def outcome_of(point: SweepPoint, exit_code: int | None, ended: str = "") -> Out
     state = point_state(PointStore(point.path))
     if state.kind == "done":
         return Outcome(point.label, "done", path=str(point.path))
-    if state.kind in ("failed", "running"):
-        return Outcome(point.label, "failed" if state.kind == "failed" else "taken", state.detail, str(point.path))
+    if state.kind in ("failed", "unreadable", "running"):
+        return Outcome(point.label, "taken" if state.kind == "running" else "failed", state.detail, str(point.path))
     why = ended or (f"exit code {exit_code}" if exit_code is not None else "never ran")
     return Outcome(point.label, "interrupted", f"{why}; no metrics.json and no error.json (rerun to resume)",
                    str(point.path))

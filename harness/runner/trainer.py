@@ -50,6 +50,14 @@ class PairedTrainer(Trainer):
         self.loss_is_scaled_for_ga = loss_scaled_for_accumulation
         self._uses_num_items = loss_scaled_for_accumulation
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """A run resumed from the checkpoint of the last step trains nothing more (the Trainer's
+        mid-epoch resume checks max_steps only after a step, so it would take one step too many)."""
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return [], None
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
+
     def _chunked(self, loss):
         from harness.losses.chunked import supports_chunking
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from harness.runner.packing import PackedCollator
 from harness.runner.dist import use_cpu
 from harness.results import TENSORBOARD_FOLDER, TRAIN_LOG_FILE
 from harness.runner.plan import RunPlan, plan_run, requested_precision
-from harness.runner.trainer import PairedTrainer, last_complete_checkpoint
+from harness.runner.trainer import CHECKPOINT_RE, PairedTrainer, last_complete_checkpoint
 
 
 @dataclass
@@ -67,6 +68,76 @@ class SaveLossState(TrainerCallback):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             write_npz_atomic(folder / LOSS_STATE_FILE, self.loss.state_dict())
+
+
+PHASES_FILE = "phases.json"  # in the checkpoints folder: what a resumed run keeps (harness.runner.memory.Phases)
+TRAINING_NOTE = "training"  # the Phases note: the step training ended at and the Trainer's summary line
+
+
+class TimeCheckpoints(TrainerCallback):
+    """Each checkpoint notes the training seconds spent to reach it, over every run that trained
+    toward it, in the point's phase record; a run resumed from that checkpoint continues the count,
+    so its train_s holds the time of the runs before it too."""
+
+    def __init__(self, phases):
+        self.phases = phases
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step > 0:
+            self.phases.resume("train", state.global_step)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.phases.mark("train", state.global_step)
+
+
+SCHEDULES_WITHOUT_WARMUP = ("constant", "reduce_lr_on_plateau")
+
+
+class WarnAboutWarmup(TrainerCallback):
+    """transformers rounds a warmup ratio up to whole steps, and the first warmup step trains at
+    rate 0: when the warmup covers every step (e.g. --max-steps 1 with warmup_ratio 0.05) no step
+    trains at the full rate, and a one-step run changes no weight. Say so when training starts (the
+    schedule stays as transformers makes it, so no point's numbers change)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        steps, schedule = state.max_steps, getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+        warmup = args.get_warmup_steps(steps)
+        if not state.is_world_process_zero or schedule in SCHEDULES_WITHOUT_WARMUP or not 0 < steps <= warmup:
+            return
+        plural = lambda n: f"{n} step" + ("s" if n != 1 else "")  # noqa: E731
+        setting = (f"training.warmup_ratio {args.warmup_steps:g} of {plural(steps)} is {plural(warmup)} of warmup"
+                   if args.warmup_steps < 1 else f"training.warmup_steps {int(args.warmup_steps)} of {plural(steps)}")
+        print(f"pdl-bench: warning: {setting}: no step trains at the full learning rate, and the first"
+              f"{' (here the only one)' if steps == 1 else ''} at rate 0; train more steps (--max-steps) "
+              "or --set training.warmup_ratio=0", file=sys.stderr, flush=True)
+
+
+def note_training(trainer, phases) -> None:
+    """At the end of training, note the step it ended at and the Trainer's summary line (train
+    loss and runtime), for a run that resumes the point after this one has trained it."""
+    summary = next((row for row in reversed(trainer.state.log_history) if "train_runtime" in row), None)
+    phases.note(TRAINING_NOTE, {"global_step": trainer.state.global_step, "summary": summary})
+
+
+def keep_earlier_training(setup: TrainingSetup, phases, log_path: Path) -> int | None:
+    """After the train phase of a resumed run: the step it resumed from (None: it trained from the
+    start). A run resumed from the checkpoint of the last step trains nothing; the training record
+    is then the one of the run that trained: its train phase's measurements and its summary line
+    in train_log.jsonl (this run's would say 0 steps, a loss of 0 and a runtime of a second)."""
+    if setup.resume_from is None:
+        return None
+    trainer = setup.trainer
+    step = int(CHECKPOINT_RE.match(Path(setup.resume_from).name).group(1))
+    earlier = phases.earlier.get("notes", {}).get(TRAINING_NOTE) or {}
+    if (trainer.state.global_step == step == earlier.get("global_step") and earlier.get("summary")
+            and "train" in phases.finished_earlier()):
+        phases.keep("train")
+        trainer.state.log_history = [row for row in trainer.state.log_history if "train_runtime" not in row]
+        trainer.state.log_history.append(earlier["summary"])
+        write_jsonl_atomic(log_path, trainer.state.log_history)  # the live log too, should this run stop
+        phases.note(TRAINING_NOTE, earlier)
+    return step
 
 
 def cache_root() -> Path:
@@ -228,7 +299,8 @@ def freeze_embeddings(model) -> None:
         head.weight.requires_grad_(False)
 
 
-def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: bool, progress: bool) -> TrainingSetup:
+def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: bool, progress: bool,
+                     phases=None) -> TrainingSetup:
     from harness.data import all_text_token_ids, target_token_ids, tokenize_for_training
     from harness.frequency import frequencies_from_token_ids
     from harness.losses import applied_weights, build_loss, frequency_source, loss_context
@@ -294,6 +366,9 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         trainer.add_callback(LiveTrainLog(store.file(TRAIN_LOG_FILE)))
         if reporting(task.training.trainer_options)[1]:
             trainer.add_callback(tensorboard_callback(store.file(TENSORBOARD_FOLDER)))
+    trainer.add_callback(WarnAboutWarmup())
+    if phases is not None:  # before the drill below, so a checkpoint's time is noted before any kill
+        trainer.add_callback(TimeCheckpoints(phases))
     if os.environ.get(KILL_AFTER_SAVE_ENV):
         trainer.add_callback(KillAfterSave(int(os.environ[KILL_AFTER_SAVE_ENV])))
     resume = last_complete_checkpoint(store.checkpoints, (LOSS_STATE_FILE,) if stateful else ())
