@@ -122,7 +122,7 @@ def test_loss_example(tmp_path):
     """, tmp_path)
     printed, listing = out.split("CLI>\n")
     assert printed.startswith("squared-weight ")
-    assert "squared-weight  (needs token frequencies)" in listing and "alpha: float = 1.0" in listing
+    assert "squared-weight  (builtin; needs token frequencies)" in listing and "alpha: float = 1.0" in listing
 
 
 def test_metric_example(tmp_path):
