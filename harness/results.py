@@ -24,8 +24,10 @@ from harness.io import read_error, read_json, read_npy, write_json_atomic, write
 from harness.task import default_decodings
 
 # 1: the whole task dump was hashed; 2: only what can change the numbers; 3: metrics.json adds what
-# is measured while the trained model is loaded (likelihood by frequency, the further decodings)
-FORMAT_VERSION = 3
+# is measured while the trained model is loaded (likelihood by frequency, the further decodings);
+# 4: the metric list leaves the identity (scores are derived from the stored generations and are
+# recomputed by `pdl-bench rescore`), and each metric record carries its metric's version
+FORMAT_VERSION = 4
 LOAD_TIME_MEASUREMENTS_FORMAT = 3  # points of an earlier format lack them: "not measured", never 0
 DEFAULT_RESULTS_DIR = Path("results")
 
@@ -52,6 +54,9 @@ TENSORBOARD_FOLDER = "tensorboard"  # report_to=tensorboard: the event files
 IDENTITY_EXCLUDED_TASK_KEYS = ("description", "license", "citation", "offline_model", "alphas", "expected_sizes",
                                "training.logging_steps", "training.save_steps", "training.keep_checkpoints",
                                "training.keep", "training.report_to", "training.run_name", "training.project")
+# Task keys that choose only what is computed from the stored generations: changing them rescores a
+# point (harness.runner.rescore) and never retrains it, so they stay out of its identity.
+SCORING_TASK_KEYS = ("metrics",)
 # Keys added after format 2, left out of the identity while at their neutral value, so that adding
 # an option never renames (and reruns) the points that do not use it.
 IDENTITY_OMITTED_AT = {"training.peft": None, "decodings": default_decodings()}
@@ -89,12 +94,13 @@ class PointConfig(_Record):
         return self.loss, json.dumps(self.loss_options, sort_keys=True)
 
     def identity(self) -> dict[str, Any]:
-        """Everything that can change this point's numbers: task data, prompts, budget, metrics,
-        model, loss and options (and the plugin version of a plugin's loss), seed, data folder and
-        training/generation path requests. Not the documentation keys, and not the file format."""
+        """Everything that can change what this point trains and generates: task data, prompts,
+        budget, decodings, model, loss and options (and the plugin version of a plugin's loss), seed,
+        data folder and training/generation path requests. Not the documentation keys, not the metric
+        list (scores are derived data: `pdl-bench rescore`), and not the file format."""
         data = self.model_dump(mode="json", exclude={"format"} | ({"loss_plugin"} if self.loss_plugin is None else set()))
         neutral = tuple(key for key, value in IDENTITY_OMITTED_AT.items() if _lookup(data["task"], key) == value)
-        data["task"] = _without(data["task"], IDENTITY_EXCLUDED_TASK_KEYS + neutral)
+        data["task"] = _without(data["task"], IDENTITY_EXCLUDED_TASK_KEYS + SCORING_TASK_KEYS + neutral)
         return data
 
     def digest(self) -> str:
@@ -132,6 +138,7 @@ class MetricRecord(_Record):
     ci_high: float | None
     n: int
     details: dict[str, Any] = Field(default_factory=dict)
+    version: int = 1  # the metric's definition version (harness.metrics.base.Metric); records before format 4: 1
 
 
 class ProfileBucket(BaseModel):
@@ -192,6 +199,7 @@ class PointMetrics(_Record):
     validation_ce: float | None = None
     token_likelihood: TokenLikelihood | None = None
     decodings: dict[str, DecodingMetrics] | None = None
+    rescored: dict[str, Any] | None = None  # when the scores were recomputed from the generations: time, git hash
 
     @property
     def measured_at_load(self) -> bool:

@@ -123,7 +123,7 @@ def test_a_local_sweep_records_every_failure_and_status_shows_each_point(task_fi
     from harness.runner import training
 
     results = tmp_path / "results"
-    real_prepare, real_score, current = training.prepare_training, point_module.score_point, {}
+    real_prepare, real_score, current = training.prepare_training, point_module.score_decodings, {}
 
     def prepare(**kwargs):
         run = current["run"] = kwargs["point"].run
@@ -137,7 +137,7 @@ def test_a_local_sweep_records_every_failure_and_status_shows_each_point(task_fi
         return real_score(*args, **kwargs)
 
     monkeypatch.setattr(training, "prepare_training", prepare)
-    monkeypatch.setattr(point_module, "score_point", score)
+    monkeypatch.setattr(point_module, "score_decodings", score)
     focal = resolve(RunConfig(task=str(task_file), loss="focal"), results).store
     holder = hold_lock(focal)
     argv = ["sweep", "--task", str(task_file), "--losses", "ce,pdl,focal", "--alphas", "0.5,1",

@@ -83,6 +83,9 @@ class Metric:
     needs: tuple[str, ...] = ()  # MetricContext fields that must be set
     details: Callable[[Batch], dict] | None = None  # settings worth recording (splitter, tokens...)
     bounds: tuple[float, float] = (-np.inf, np.inf)  # range of the metric; intervals are clipped to it
+    # Raise it when a change alters the metric's numbers: points scored by an earlier version are
+    # then out of date, and `pdl-bench rescore` recomputes them from their stored generations.
+    version: int = 1
 
     def values(self, stats: Any, weights: np.ndarray) -> np.ndarray:
         """The metric for each row of example weights (a row of ones is the plain estimate)."""
@@ -111,15 +114,18 @@ def metric_problem(name: str, metric: object) -> str | None:
         return "corpus metrics need evaluate=, example metrics must not have it"
     if not callable(metric.compute) or any(need not in CONTEXT_NEEDS for need in metric.needs):
         return f"needs a callable compute and `needs` among {', '.join(CONTEXT_NEEDS)}"
+    if not isinstance(metric.version, int) or isinstance(metric.version, bool) or metric.version < 1:
+        return f"has version {metric.version!r}; a version is a positive integer"
     return None
 
 
 def make_metric(name: str, level: str, higher_is_better: bool | None, description: str,
                 compute: Callable[[Batch], Any], *, evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None,
                 needs: tuple[str, ...] = (), details: Callable[[Batch], dict] | None = None,
-                bounds: tuple[float, float] = (-np.inf, np.inf)) -> Metric:
+                bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1) -> Metric:
     """A checked Metric, not registered: what a plugin's `pdl_bench.metrics` entry point names."""
-    metric = Metric(name, level, higher_is_better, description, compute, evaluate, tuple(needs), details, bounds)
+    metric = Metric(name, level, higher_is_better, description, compute, evaluate, tuple(needs), details, bounds,
+                    version)
     problem = metric_problem(name, metric)
     if problem is not None:
         raise ValueError(f"metric {name}: {problem}")
@@ -132,13 +138,13 @@ METRICS: Registry[Metric] = Registry("metric", plugin_group="pdl_bench.metrics",
 def register(name: str, level: str, higher_is_better: bool | None, description: str, *,
              evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None, needs: tuple[str, ...] = (),
              details: Callable[[Batch], dict] | None = None,
-             bounds: tuple[float, float] = (-np.inf, np.inf)):
+             bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1):
     """Decorator: register `compute` as metric `name` (a builtin; a plugin ships make_metric's
     record through an entry point instead)."""
 
     def add(compute: Callable[[Batch], Any]) -> Callable[[Batch], Any]:
         METRICS.register(name, make_metric(name, level, higher_is_better, description, compute, evaluate=evaluate,
-                                           needs=needs, details=details, bounds=bounds))
+                                           needs=needs, details=details, bounds=bounds, version=version))
         return compute
 
     return add

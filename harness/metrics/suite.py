@@ -38,6 +38,7 @@ class MetricResult:
     ci_high: float
     n: int
     details: dict[str, Any] = field(default_factory=dict)
+    version: int = 1  # the metric's definition version (harness.metrics.base.Metric.version)
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -142,7 +143,7 @@ def score(predictions: list[str], references: list[str], *, metrics: list[str] |
     for m in chosen:
         low, high = stats.interval(reps[m.name], point[m.name], bias_shift=m.level == "corpus", bounds=m.bounds)
         results[m.name] = MetricResult(m.name, m.level, m.higher_is_better, point[m.name], low, high,
-                                       len(batch), details[m.name])
+                                       len(batch), details[m.name], m.version)
     return results
 
 

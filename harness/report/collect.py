@@ -180,7 +180,7 @@ class Collection:
     missing: list[Missing]  # every incomplete point, also listed in its group when it has a config
 
 
-def _point_folders(root: Path):
+def point_folders(root: Path):
     """(task folder, model folder, point folder) for every candidate point, in sorted order."""
     for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and is_point_folder_name(p.name)
                            and p.name not in OUTPUT_FOLDERS):
@@ -231,7 +231,7 @@ def collect(results_dir: Path) -> Collection:
                            "run `pdl-bench bench` or `pdl-bench sweep` first, or pass --results-dir")
     groups: dict[tuple[str, str, str], Group] = {}
     missing: list[Missing] = []
-    for path in _point_folders(root):
+    for path in point_folders(root):
         config, item = _read_point(path)
         if isinstance(item, Missing):
             missing.append(item)

@@ -16,10 +16,11 @@ from harness.errors import HarnessError
 from harness.io import share_like_new_files, write_jsonl_atomic
 from harness.keyvalue import parse_key_value
 from harness.results import (
-    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, generations_file,
+    GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, generations_file,
     point_path, read_config, read_metrics, read_provenance, write_record, write_token_scores, write_train_counts,
 )
 from harness.runner.config import RunConfig
+from harness.runner.scoring import rescore_point, score_decodings
 from harness.store import PointLock, PointStore, PointTaken, is_point_folder_name
 
 
@@ -85,9 +86,9 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
 
 
 def _earlier_format_folder(path: Path, config: PointConfig) -> Path:
-    """A point written by an earlier result format (whose folder hash covered other keys) is still
-    found when it holds the same point, so upgrading pdl-bench never silently reruns finished work;
-    otherwise the new folder."""
+    """A point named by an earlier result format (whose folder hash covered other keys, e.g. the
+    metric list before format 4) is still found when it holds the same point, so upgrading
+    pdl-bench never silently reruns finished work; otherwise the new folder."""
     prefix = path.name[: -len(config.digest())]
     if not path.parent.is_dir():
         return path
@@ -98,7 +99,7 @@ def _earlier_format_folder(path: Path, config: PointConfig) -> Path:
             earlier = read_config(candidate)
         except HarnessError:
             continue
-        if earlier.format < FORMAT_VERSION and earlier.identity() == config.identity():
+        if earlier.identity() == config.identity():  # then its name came from an earlier rule
             return candidate
     return path
 
@@ -119,6 +120,7 @@ def run_point(run: RunConfig, results_dir: Path, *, force: bool = False, progres
     state = process_state()
     if store.is_complete() and not force and state.num_processes == 1:
         store.claim(point.config)  # refuses a folder that holds another config
+        _rescore_if_out_of_date(point)
         return _pushed(point, _load_result(store, skipped=True))
     lock, decision, failure = None, "run", None
     if state.is_main_process:  # decides alone; every rank then follows (ranks may see different disks)
@@ -201,6 +203,14 @@ def rank_zero_decision(state, decision: str) -> str:
     box = [decision]
     broadcast_object_list(box, from_process=0)
     return box[0]
+
+
+def _rescore_if_out_of_date(point: ResolvedPoint) -> None:
+    """A finished point asked for with other metrics (or scored by an older metric version) is
+    rescored from its stored generations: the metric list is not part of its identity."""
+    why = rescore_point(point.store.path, point.task.metrics, trust_remote_code=point.run.trust_remote_code)
+    if why is not None:
+        print(f"rescored {point.store.path} from its stored generations ({why})", flush=True)
 
 
 def _load_result(store: PointStore, skipped: bool) -> PointResult:
@@ -329,11 +339,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     write_token_scores(store.path, scores)
 
     with phases.phase("score"):
-        metrics = score_point(task, rows, tokenizer, setup.train_counts, seed=run.seed)
-        metrics["decodings"] = {
-            name: {"settings": task.decodings[name].on_top_of(task.generation).model_dump(mode="json"),
-                   **score_point(task, decoded, tokenizer, setup.train_counts, seed=run.seed)}
-            for name, decoded in further_rows.items()}
+        further_scored = {name: (task.decodings[name].on_top_of(task.generation).model_dump(mode="json"), decoded)
+                          for name, decoded in further_rows.items()}
+        metrics = score_decodings(task.metrics, rows, further_scored, tokenizer, setup.train_counts, seed=run.seed)
         metrics["token_likelihood"] = {
             **likelihood_summary(bucket_sums(scores.example, scores.token, scores.nll, scores.correct,
                                              setup.train_counts, len(test_ds)), test_ce),
@@ -393,19 +401,3 @@ def generation_rows(gen_ds, test_split, outputs: list) -> list[dict]:
     return [{"id": i, "source": s, "prediction": o.text, "reference": r, "new_tokens": o.new_tokens,
              "stopped": o.stopped}
             for i, s, o, r in zip(gen_ds["id"], test_split["source"], outputs, gen_ds["reference"])]
-
-
-def score_point(task, rows: list[dict], tokenizer, train_counts, *, seed: int) -> dict[str, Any]:
-    """The task's metrics with bootstrap CIs, plus the rare-token profile against training frequencies."""
-    from harness.metrics import MetricContext, rare_token_profile, score, token_ids_fn
-
-    predictions = [r["prediction"] for r in rows]
-    references = [r["reference"] for r in rows]
-    tokenize = token_ids_fn(tokenizer)
-    context = MetricContext(train_counts=train_counts, tokenize=tokenize)
-    results = score(predictions, references, metrics=task.metrics, context=context, seed=seed)
-    return {
-        "metrics": {name: result.to_dict() for name, result in results.items()},
-        "rare_token_profile": rare_token_profile(predictions, references, train_counts, tokenize),
-        "n_test": len(rows),
-    }

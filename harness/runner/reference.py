@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.reference_plan import ReferencePlan
-from harness.results import FORMAT_VERSION
+from harness.results import LOAD_TIME_MEASUREMENTS_FORMAT
 from harness.runner.config import RunConfig
 
 
@@ -52,8 +52,21 @@ def run_reference_points(plan: ReferencePlan, results_dir: Path, progress: bool 
     planned = [replace(p, rerun=p.complete and measured_before_load_time(p.path))
                for p in plan_sweep(reference_points(plan), results_dir)]
     todo = pending(planned, force=False)
+    rescore_finished(planned, progress=progress)
     outdated = sum(p.rerun for p in planned)
     print(f"reference: {len(planned)} points, {len(planned) - len(todo)} complete, {len(todo)} to run"
-          + (f" ({outdated} of them complete but measured before result format {FORMAT_VERSION}: rerun once "
+          + (f" ({outdated} of them complete but measured before result format {LOAD_TIME_MEASUREMENTS_FORMAT}: rerun once "
              "for the likelihood by frequency and the sampled decoding)" if outdated else ""), flush=True)
     return run_sweep(todo, results_dir, force=False, progress=progress)
+
+
+def rescore_finished(planned: list, *, progress: bool = True) -> None:
+    """Bring every finished planned point's scores up to the plan's metric list and the current
+    metric versions, from its stored generations (no training, no generation)."""
+    from harness.runner.scoring import rescore_points
+
+    targets = [(p.path, list(p.config.task["metrics"])) for p in planned if p.complete and not p.rerun]
+    summary = rescore_points(targets, progress=progress)
+    print(summary.line(), flush=True)
+    for folder, problem in summary.problems:
+        print(f"  {folder}: {problem}", flush=True)

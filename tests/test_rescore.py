@@ -1,0 +1,159 @@
+"""Scores are derived data: the metric list leaves a point's identity, and `rescore` recomputes
+them from the stored generations, atomically and idempotently, without training or generating."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import CONFIG_FILE, GENERATIONS_FILE, METRICS_FILE, PROVENANCE_FILE, read_config
+from harness.runner.config import RunConfig
+from harness.runner.point import resolve, run_point
+from harness.runner.scoring import out_of_date, rescore_point
+from tiny import build_style_task
+
+REPO = Path(__file__).resolve().parents[1]
+# A committed reference point of result format 3 (greedy and sampled generations, likelihood by frequency).
+REAL_POINT = REPO / "results/reference/bible/smollm2-135m/ce-s0-e55adc71"
+UNTOUCHED = ("provenance.json", "generations.jsonl", "generations-sampled.jsonl", "token_scores.npz",
+             "train_counts.npz", "train_log.jsonl")
+
+
+@pytest.fixture
+def real_point(tmp_path) -> Path:
+    if not (REAL_POINT / METRICS_FILE).is_file():
+        pytest.skip(f"{REAL_POINT} is not in this checkout")
+    copy = tmp_path / "results" / "bible" / "smollm2-135m" / REAL_POINT.name
+    shutil.copytree(REAL_POINT, copy)
+    return copy
+
+
+def test_the_metric_list_is_not_part_of_a_points_identity(tmp_path):
+    default = resolve(RunConfig(task="bible"), tmp_path)
+    fewer = resolve(RunConfig(task="bible", overrides=["metrics=[rouge1,distinct-2]"]), tmp_path)
+    assert fewer.task.metrics == ["rouge1", "distinct-2"] != default.task.metrics
+    assert fewer.store.path == default.store.path
+    # what does change the numbers still renames the point
+    assert resolve(RunConfig(task="bible", overrides=["generation.max_new_tokens=8"]), tmp_path).store.path \
+        != default.store.path
+
+
+def test_a_point_named_before_the_metric_list_left_its_identity_is_still_found(real_point):
+    """The committed folders were named by format 3's hash (which covered the metric list)."""
+    results = real_point.parents[2]
+    config = read_config(real_point)
+    assert config.format == 3 and config.folder_name() != real_point.name
+    # resolve it the way `make reference` does: the plan's overrides made this point
+    from harness.reference_plan import read_plan
+    from harness.runner.reference import reference_points
+
+    run = next(run for run, settings in reference_points(read_plan(REPO / "results/reference"))
+               if settings == {"task": "bible", "loss": "ce", "seed": 0})
+    assert resolve(run, results).store.path == real_point
+    # another request (a different budget) is another point
+    assert resolve(run.model_copy(update={"overrides": [*run.overrides, "generation.max_new_tokens=8"]}), results).store.path \
+        != real_point
+
+
+def test_rescoring_a_real_point_recomputes_the_scores_and_nothing_else(real_point):
+    before = {name: (real_point / name).read_bytes() for name in UNTOUCHED}
+    old = json.loads((real_point / METRICS_FILE).read_text())
+    metrics = [*read_config(real_point).task["metrics"], "distinct-3"]
+
+    why = rescore_point(real_point, metrics)
+    assert why == "+distinct-3"
+    assert {name: (real_point / name).read_bytes() for name in UNTOUCHED} == before  # no training, no generation
+    new = json.loads((real_point / METRICS_FILE).read_text())
+    for section in ("validation_ce", "token_likelihood", "n_test", "format"):
+        assert new[section] == old[section]
+    # the same scores for the metrics it had (recomputed from the same generations and seed)
+    for records_old, records_new in ((old["metrics"], new["metrics"]),
+                                     (old["decodings"]["sampled"]["metrics"], new["decodings"]["sampled"]["metrics"])):
+        assert set(records_new) == set(records_old) | {"distinct-3"}
+        assert all({**records_new[name], "version": 1} == {**records_old[name], "version": 1} for name in records_old)
+        assert 0 < records_new["distinct-3"]["value"] <= 1
+    assert new["rescored"]["why"] == "+distinct-3" and new["rescored"]["git"]
+    assert read_config(real_point).task["metrics"] == metrics
+    # idempotent: a second call finds nothing to do and writes nothing
+    stamp = (real_point / METRICS_FILE).stat().st_mtime_ns
+    assert rescore_point(real_point, metrics) is None
+    assert (real_point / METRICS_FILE).stat().st_mtime_ns == stamp
+
+
+def test_a_new_metric_version_makes_the_scores_out_of_date(real_point, monkeypatch):
+    from harness.metrics import METRICS
+    from harness.results import read_metrics
+
+    metrics = read_config(real_point).task["metrics"]
+    assert out_of_date(read_metrics(real_point), metrics) is None
+    bumped = replace(METRICS.get("distinct-2"), version=2)
+    monkeypatch.setitem(METRICS._items, "distinct-2", bumped)
+    assert out_of_date(read_metrics(real_point), metrics) == "distinct-2 v1->v2"
+    assert rescore_point(real_point, metrics) == "distinct-2 v1->v2"
+    assert json.loads((real_point / METRICS_FILE).read_text())["metrics"]["distinct-2"]["version"] == 2
+    assert out_of_date(read_metrics(real_point), metrics) is None
+
+
+KILL_DURING_METRICS_WRITE = """
+import os, signal, sys
+import harness.io
+real_replace = os.replace
+def replace(src, dst):
+    if str(dst).endswith("metrics.json"):
+        os.kill(os.getpid(), signal.SIGKILL)  # the new metrics.json is written to its temporary file, not renamed
+    real_replace(src, dst)
+harness.io.os.replace = replace
+from harness.cli import main
+sys.exit(main(["rescore", sys.argv[1], "--metrics", sys.argv[2], "--no-progress"]))
+"""
+
+
+def test_a_rescore_killed_mid_write_leaves_every_file_whole_and_the_next_run_finishes(real_point):
+    metrics = ",".join([*read_config(real_point).task["metrics"], "distinct-3"])
+    old = (real_point / METRICS_FILE).read_bytes()
+    killed = subprocess.run([sys.executable, "-c", KILL_DURING_METRICS_WRITE, str(real_point.parents[2]), metrics],
+                            cwd=REPO, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert (real_point / METRICS_FILE).read_bytes() == old  # the old file, whole
+    json.loads((real_point / CONFIG_FILE).read_text())  # whole (old or new)
+    assert main(["rescore", str(real_point.parents[2]), "--metrics", metrics, "--no-progress"]) == 0
+    assert "distinct-3" in json.loads((real_point / METRICS_FILE).read_text())["metrics"]
+    assert main(["rescore", str(real_point.parents[2]), "--metrics", metrics, "--no-progress"]) == 0
+
+
+def test_rescore_names_a_point_without_generations_and_goes_on(real_point, tmp_path, capsys):
+    other = real_point.with_name("ce-s9-00000000")
+    shutil.copytree(real_point, other)
+    (other / GENERATIONS_FILE).unlink()
+    code = main(["rescore", str(real_point.parents[2]), "--metrics", "distinct-1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "rescore: 1 of 2 finished points rescored" in out
+    assert f"not rescored: {other}: {other} has no generations.jsonl: its scores cannot be recomputed" in out
+    assert "Traceback" not in out
+
+
+def test_rescore_refuses_an_unknown_metric_before_touching_anything(real_point, capsys):
+    old = (real_point / METRICS_FILE).read_bytes()
+    assert main(["rescore", str(real_point.parents[2]), "--metrics", "distinct-7"]) == 2
+    assert "unknown metric 'distinct-7'" in capsys.readouterr().err
+    assert (real_point / METRICS_FILE).read_bytes() == old
+
+
+def test_asking_a_finished_point_for_other_metrics_rescores_it_without_training(tmp_path, tiny_causal_dir, capsys):
+    task = build_style_task(tmp_path / "task", tiny_causal_dir)
+    first = run_point(RunConfig(task=str(task)), tmp_path / "results", progress=False)
+    timings = json.loads((first.path / PROVENANCE_FILE).read_text())["timings"]
+    again = run_point(RunConfig(task=str(task), overrides=["metrics=[distinct-1,mean-length]"]),
+                      tmp_path / "results", progress=False)
+    assert again.skipped and again.path == first.path
+    assert set(again.metrics["metrics"]) == {"distinct-1", "mean-length"}
+    assert json.loads((first.path / PROVENANCE_FILE).read_text())["timings"] == timings
+    assert "rescored" in capsys.readouterr().out
