@@ -16,6 +16,11 @@ Conventions (also in docs/metrics.md):
 - p-value: two-sided paired bootstrap test. The replicates of delta = B - A, centred at their mean,
   stand in for the null distribution: p = (1 + #{|delta* - mean(delta*)| >= |delta|}) / (1 + n_boot).
   Identical arms give p = 1; the smallest reachable p is 1 / (1 + n_boot).
+- Undefined replicates: a metric may be undefined on some resamples (NaN: a rarefied distinct-n
+  whose resample has fewer n-grams than the budget, MATTR with fewer words than its window).
+  `interval` and `paired_p_value` use the finite replicates only, and give NaN when fewer than
+  MIN_FINITE_SHARE (95%) of them are finite: an interval of the few resamples where the metric
+  happens to be defined would describe a different population. A NaN estimate gives NaN too.
 - Across seeds: mean, sample standard deviation (ddof=1) and n; a separate question from the
   bootstrap, which measures test-set sampling noise for one trained model.
 """
@@ -31,6 +36,7 @@ import numpy as np
 from harness.errors import HarnessError
 
 CI_LEVEL = 0.95
+MIN_FINITE_SHARE = 0.95  # below this share of finite replicates, no interval or p-value (module doc)
 Statistic = Callable[[np.ndarray], np.ndarray]  # weights [k, n] -> values [k]
 K = TypeVar("K")
 
@@ -64,14 +70,24 @@ def replicates(statistics: Mapping[K, Statistic], indices: np.ndarray) -> dict[K
     return out
 
 
+def finite_replicates(reps: np.ndarray) -> np.ndarray | None:
+    """The finite replicates, or None when there are none or too few to trust (module doc)."""
+    finite = reps[np.isfinite(reps)]
+    if finite.size == 0 or finite.size < MIN_FINITE_SHARE * reps.size:
+        return None
+    return finite
+
+
 def interval(reps: np.ndarray, point: float, *, bias_shift: bool = False,
              bounds: tuple[float, float] = (-math.inf, math.inf), level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile interval of the replicates of `point`; NaNs when there are no replicates.
+    """Percentile interval of the replicates of `point`; NaNs when there are no replicates, too few
+    finite ones, or no finite `point`.
 
     `bias_shift` (corpus metrics) moves it by point - mean(reps), see the module doc; `bounds`
     clips it to the metric's range (a shifted interval can otherwise leave it, e.g. distinct-n > 1).
     """
-    if reps.size == 0:
+    reps = finite_replicates(reps)
+    if reps is None or not math.isfinite(point):
         return math.nan, math.nan
     shift = point - float(reps.mean()) if bias_shift else 0.0
     tail = (1.0 - level) / 2.0 * 100.0
@@ -81,8 +97,10 @@ def interval(reps: np.ndarray, point: float, *, bias_shift: bool = False,
 
 
 def paired_p_value(delta: float, delta_reps: np.ndarray) -> float:
-    """Two-sided paired bootstrap p-value of delta under the null of no difference (see module doc)."""
-    if delta_reps.size == 0:
+    """Two-sided paired bootstrap p-value of delta under the null of no difference (see module doc);
+    NaN without a finite delta or with too few finite replicates."""
+    delta_reps = finite_replicates(delta_reps)
+    if delta_reps is None or not math.isfinite(delta):
         return math.nan
     centred = np.abs(delta_reps - delta_reps.mean())
     # A tolerance keeps floating-point noise from separating replicates that equal |delta| exactly.

@@ -57,6 +57,23 @@ def test_against_matches_by_id(tmp_path, capsys):
     assert "delta" in out and "p" in out.split("\n")[3]
 
 
+def test_score_length_robust_metrics(tmp_path, capsys):
+    """The length-robust metrics run from the command line; undefined values are null, not 0."""
+    from harness.metrics import score
+
+    names = ["rarefied-distinct-1", "rarefied-distinct-2", "mtld", "mattr", "compression-ratio"]
+    path = _write(tmp_path / "p.jsonl", ROWS)
+    assert cli.main(["score", str(path), "--n-boot", "50", "--format", "json", "--metrics", ",".join(names)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    expected = score([r["prediction"] for r in ROWS], [r["reference"] for r in ROWS], metrics=names, n_boot=50)
+    assert data == {name: result.to_dict() for name, result in expected.items()}
+    assert data["mattr"]["value"] is None  # 14 words, under MATTR's 50-word window
+    assert data["rarefied-distinct-1"]["details"]["budget"] == (7 + 6 + 4 + 5) // 4  # the references' words and marks
+    assert data["compression-ratio"]["value"] > 0 and data["mtld"]["value"] > 0
+    assert cli.main(["score", str(path), "--against", str(path), "--n-boot", "50", "--metrics", ",".join(names)]) == 0
+    assert "rarefied-distinct-2" in capsys.readouterr().out
+
+
 def test_against_by_order_requires_equal_references(tmp_path, capsys):
     no_ids = [{k: v for k, v in r.items() if k != "id"} for r in ROWS]
     a = _write(tmp_path / "a.jsonl", no_ids)

@@ -130,6 +130,32 @@ def test_no_resamples_gives_nan_interval_and_p():
     assert result["delta"] == 1.0 and np.isnan([result["ci_low"], result["ci_high"], result["p_value"]]).all()
 
 
+def test_interval_ignores_undefined_replicates_up_to_five_percent():
+    """A metric undefined on a resample (NaN: too little text) leaves that replicate out; beyond
+    5% undefined there is no interval, since the rest no longer stand for every resample."""
+    reps = np.arange(1001, dtype=float)
+    with_nan = np.concatenate([reps, np.full(50, np.nan)])  # 50 of 1051: 4.8% undefined
+    assert stats.interval(with_nan, 530.0, bias_shift=True) == stats.interval(reps, 530.0, bias_shift=True)
+    assert stats.interval(np.concatenate([with_nan, [np.inf]]), 500.0) == stats.interval(reps, 500.0)
+    too_many = np.concatenate([reps, np.full(60, np.nan)])  # 60 of 1061: 5.7%
+    assert np.isnan(stats.interval(too_many, 500.0)).all()
+    assert np.isnan(stats.interval(np.full(10, np.nan), 1.0)).all()
+    assert np.isnan(stats.interval(reps, float("nan"), bias_shift=True)).all()  # undefined estimate
+
+
+def test_paired_p_value_and_summary_ignore_undefined_replicates_likewise():
+    delta_reps = np.array([0.0, 1.0, 2.0, 3.0, 4.0] * 20)  # centred: -2, -1, 0, 1, 2
+    some_nan = np.concatenate([delta_reps, [np.nan] * 5])  # 5 of 105: 4.8%
+    assert stats.paired_p_value(1.0, some_nan) == stats.paired_p_value(1.0, delta_reps) == (1 + 80) / 101
+    too_many = np.concatenate([delta_reps, [np.nan] * 6])  # 6 of 106: 5.7%
+    assert np.isnan(stats.paired_p_value(1.0, too_many))
+    assert np.isnan(stats.paired_p_value(float("nan"), delta_reps))
+    summary = stats.summarize_paired(1.0, 2.0, some_nan, bias_shift=True)
+    assert summary == stats.summarize_paired(1.0, 2.0, delta_reps, bias_shift=True)
+    summary = stats.summarize_paired(1.0, 2.0, too_many, bias_shift=True)
+    assert summary["delta"] == 1.0 and np.isnan([summary["ci_low"], summary["ci_high"], summary["p_value"]]).all()
+
+
 def test_across_seeds_is_mean_std_n():
     summary = stats.across_seeds([1.0, 2.0, 4.0])
     assert summary.mean == pytest.approx(7 / 3)
