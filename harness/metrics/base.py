@@ -61,14 +61,22 @@ class Batch:
     @cached_property
     def prediction_tokens(self) -> list[list]:
         """Diversity tokens of each prediction: words by default, model subword ids when asked."""
+        return self._diversity_tokens(self.predictions)
+
+    @cached_property
+    def reference_tokens(self) -> list[list]:
+        """The references' tokens by the same rule (length-ratio)."""
+        return self._diversity_tokens(self.references)
+
+    def _diversity_tokens(self, texts: list[str]) -> list[list]:
         unit = self.context.diversity_tokens
         if unit == "words":
-            return [text.words(p) for p in self.predictions]
+            return [text.words(t) for t in texts]
         if unit == "subwords":
             if self.context.tokenize is None:
                 raise HarnessError("diversity_tokens='subwords' needs a tokenize callable",
                                    "pass MetricContext(tokenize=...) or use diversity_tokens='words'")
-            return [list(self.context.tokenize(p)) for p in self.predictions]
+            return [list(self.context.tokenize(t)) for t in texts]
         raise HarnessError(f"unknown diversity_tokens {unit!r}", "use 'words' or 'subwords'")
 
 
