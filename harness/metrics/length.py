@@ -1,4 +1,4 @@
-"""Length and degeneration: length-ratio, empty-share, loop-share.
+"""Length and degeneration: length-ratio, empty-share, loop-share, limit-share.
 
 Diversity numbers move with length (longer outputs hold more distinct n-grams; a loop or an empty
 output holds few), so a diversity gain means little unless these stay put beside it
@@ -58,3 +58,11 @@ def _empty_share(batch: Batch) -> np.ndarray:
           details=lambda batch: {"n": LOOP_N, "repeats": LOOP_REPEATS, "tokens": "words"}, bounds=(0.0, 1.0))
 def _loop_share(batch: Batch) -> np.ndarray:
     return np.array([has_loop(words) for words in _words(batch)], dtype=np.float64)
+
+
+@register("limit-share", "example", False,
+          "Share of outputs cut off by max_new_tokens (no end token); needs each output's finished "
+          "flag (generations.jsonl `stopped`), so it is not measured without them.",
+          needs=("finished",), bounds=(0.0, 1.0))
+def _limit_share(batch: Batch) -> np.ndarray:
+    return (~batch.finished).astype(np.float64)

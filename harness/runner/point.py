@@ -16,8 +16,9 @@ from harness.errors import HarnessError
 from harness.io import share_like_new_files, write_jsonl_atomic
 from harness.keyvalue import parse_key_value
 from harness.results import (
-    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, generations_file,
-    point_path, read_config, read_metrics, read_provenance, write_record, write_token_scores, write_train_counts,
+    FORMAT_VERSION, GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, finished_flags,
+    generations_file, point_path, read_config, read_metrics, read_provenance, write_record, write_token_scores,
+    write_train_counts,
 )
 from harness.runner.config import RunConfig
 from harness.store import PointLock, PointStore, PointTaken, is_point_folder_name
@@ -403,7 +404,8 @@ def score_point(task, rows: list[dict], tokenizer, train_counts, *, seed: int) -
     references = [r["reference"] for r in rows]
     tokenize = token_ids_fn(tokenizer)
     context = MetricContext(train_counts=train_counts, tokenize=tokenize)
-    results = score(predictions, references, metrics=task.metrics, context=context, seed=seed)
+    results = score(predictions, references, metrics=task.metrics, context=context, seed=seed,
+                    finished=finished_flags(rows))
     return {
         "metrics": {name: result.to_dict() for name, result in results.items()},
         "rare_token_profile": rare_token_profile(predictions, references, train_counts, tokenize),
