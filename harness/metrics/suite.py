@@ -15,7 +15,7 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
-from harness.metrics.base import METRICS, Batch, Metric, MetricContext
+from harness.metrics.base import CONTEXT_NEEDS, METRICS, Batch, Metric, MetricContext
 
 DEFAULT_METRICS: list[str] = [
     "rouge1", "rouge2", "rougeL", "rougeLsum",
@@ -85,13 +85,6 @@ def validate_inputs(predictions: Any, references: Any, *, label: str = "predicti
                            "pass exactly one reference per prediction, in the same order")
 
 
-def unmet_needs(metric: Metric, context: MetricContext | None, *, finished: bool = False) -> list[str]:
-    """What `metric` needs that a call lacks: MetricContext fields left None, and "finished" when the
-    call has no per-output finished flags (callers leave such a metric out and say why, never 0)."""
-    context = context or MetricContext()
-    return [need for need in metric.needs if (not finished if need == "finished" else getattr(context, need) is None)]
-
-
 def resolve_metrics(metrics: list[str] | None, context: MetricContext | None, *,
                     finished: bool = False) -> list[Metric]:
     """The Metric records to run; the defaults gain the rare-token metrics when the context allows.
@@ -108,11 +101,11 @@ def resolve_metrics(metrics: list[str] | None, context: MetricContext | None, *,
         names = list(dict.fromkeys(metrics))
     chosen = [METRICS.get(name) for name in names]
     for metric in chosen:
-        missing = unmet_needs(metric, context, finished=finished)
-        if "finished" in missing:
+        if "finished" in metric.needs and not finished:
             raise HarnessError(f"metric {metric.name} needs each output's finished flag (did it stop by itself, "
                                "or did max_new_tokens cut it off?)",
                                "pass finished=[...] (generations.jsonl rows: stopped == 'eos') or drop the metric")
+        missing = [need for need in metric.needs if need in CONTEXT_NEEDS and getattr(context, need) is None]
         if missing:
             raise HarnessError(f"metric {metric.name} needs {', '.join(missing)} in the MetricContext",
                                "pass MetricContext(train_counts=np.ndarray, tokenize=callable) or drop the metric")
@@ -123,8 +116,8 @@ def checked_finished(finished: Any, n: int, label: str = "finished") -> list[boo
     """Per-output finished flags as a list of n bools (None stays None: not known)."""
     if finished is None:
         return None
-    if not isinstance(finished, (list, tuple, np.ndarray)) or len(finished) != n \
-            or not all(isinstance(f, (bool, np.bool_)) for f in finished):
+    if (not isinstance(finished, (list, tuple, np.ndarray)) or len(finished) != n
+            or not all(isinstance(f, (bool, np.bool_)) for f in finished)):
         raise HarnessError(f"{label} must be a list of {n} booleans, one per prediction",
                            "True where the output ended by itself, False where max_new_tokens cut it off")
     return [bool(f) for f in finished]
