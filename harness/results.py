@@ -227,6 +227,22 @@ def generations_file(decoding: str | None = None) -> str:
     return GENERATIONS_FILE if decoding is None else f"generations-{decoding}.jsonl"
 
 
+STOPPED = ("eos", "max_new_tokens")  # a generation row's `stopped`: ended by itself, or cut off
+
+
+def finished_flags(rows: list[dict[str, Any]]) -> list[bool] | None:
+    """Whether each generation row's output ended by itself (`stopped` == "eos"), or None when no row
+    says (a point before result format 3, a plain predictions file): limit-share is then not measured."""
+    stopped = [row.get("stopped") for row in rows]
+    if all(s is None for s in stopped):
+        return None
+    bad = next((i for i, s in enumerate(stopped) if s not in STOPPED), None)
+    if bad is not None:
+        raise HarnessError(f"generation row {bad + 1} has stopped={stopped[bad]!r}",
+                           f"`stopped` is one of {', '.join(map(repr, STOPPED))} on every row, or on none")
+    return [s == "eos" for s in stopped]
+
+
 class Provenance(BaseModel):
     """provenance.json: what made the numbers. The fields the pairing rule and the tables read are
     typed; the rest (versions, device, timings, frequencies...) is kept as it was recorded."""

@@ -19,8 +19,8 @@ from harness.models import (
     BUILTIN_MODELS, BuiltinModel, builtin_model, cache_status, ensure_cached, entry_dir, load_model,
     load_tokenizer, model_cache_dir, model_slug, resolve_model,
 )
-from harness.models.builtin import _distribution
 from harness.models.cache import MARKER
+from harness.packaged import distribution
 
 
 def _assert_ids_agree(model, tokenizer):
@@ -165,7 +165,7 @@ def test_model_cache_dir(monkeypatch, tmp_path):
 
 def test_missing_package_names_the_pip_command():
     with pytest.raises(HarnessError) as err:
-        _distribution("no-such-dist-pdl", "no-such-dist-pdl==1.0")
+        distribution("no-such-dist-pdl", "no-such-dist-pdl==1.0")
     assert "pip install --no-deps no-such-dist-pdl==1.0" in str(err.value)
 
 

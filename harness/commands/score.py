@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 HELP = "Score a JSONL of predictions/references (metrics with bootstrap 95% CIs), or compare two with --against."
@@ -15,7 +16,9 @@ With --against OTHER.jsonl, the file given first is arm A and OTHER is arm B; ro
 "id" (or by line order when ids are absent, with equal references required), and the table shows
 A, B, the difference B - A with its paired-bootstrap 95% interval and a two-sided p-value.
 Rare-token metrics (rare-token-share, rare-token-recall, freq-bucket-tvd) need --train-counts
-(a .npy count vector over token ids) and --tokenizer (a local tokenizer folder).
+(a .npy count vector over token ids) and --tokenizer (a local tokenizer folder). limit-share needs
+a "stopped" field on every row ("eos" or "max_new_tokens", as a point's generations.jsonl has);
+without it, it is not measured (left out with a note, never 0).
 Definitions: docs/metrics.md.
 
 Examples:
@@ -37,10 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", type=Path, help="local tokenizer folder used to count --train-counts")
 
 
-def load_pairs(path: Path) -> tuple[list[str], list[str], list[str] | None]:
-    """(predictions, references, ids or None) from a JSONL file, with the row number in every error."""
+def load_pairs(path: Path) -> tuple[list[str], list[str], list[str] | None, list[bool] | None]:
+    """(predictions, references, ids or None, finished flags or None) from a JSONL file, with the
+    row number in every error."""
     from harness.errors import HarnessError
     from harness.io import read_jsonl
+    from harness.results import finished_flags
 
     rows = read_jsonl(path)
     if not rows:
@@ -57,9 +62,13 @@ def load_pairs(path: Path) -> tuple[list[str], list[str], list[str] | None]:
         predictions.append(row["prediction"])
         references.append(row["reference"])
         ids.append(row.get("id"))
+    try:
+        finished = finished_flags(rows)
+    except HarnessError as err:
+        raise HarnessError(f"{path}: {err.message}", err.hint) from err
     has_id = [i is not None for i in ids]
     if not any(has_id):
-        return predictions, references, None
+        return predictions, references, None, finished
     if not all(has_id):
         raise HarnessError(f"{path}: row {has_id.index(False) + 1} has no 'id' while others do",
                            "give every row an id, or none")
@@ -67,15 +76,17 @@ def load_pairs(path: Path) -> tuple[list[str], list[str], list[str] | None]:
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
         raise HarnessError(f"{path}: id {duplicate!r} appears more than once", "ids must be unique")
-    return predictions, references, ids
+    return predictions, references, ids, finished
 
 
-def align(a: tuple, b: tuple, path_a: Path, path_b: Path) -> tuple[list[str], list[str], list[str]]:
-    """(predictions_a, predictions_b, references): matched by id when both files have ids, else by order."""
+def align(a: tuple, b: tuple, path_a: Path, path_b: Path) -> tuple[list[str], list[str], list[str], list | None,
+                                                                  list | None]:
+    """(predictions_a, predictions_b, references, finished_a, finished_b): matched by id when both
+    files have ids, else by order."""
     from harness.errors import HarnessError
 
-    preds_a, refs_a, ids_a = a
-    preds_b, refs_b, ids_b = b
+    preds_a, refs_a, ids_a, finished_a = a
+    preds_b, refs_b, ids_b, finished_b = b
     if ids_a is not None and ids_b is not None:
         missing = sorted(set(ids_a) ^ set(ids_b))
         if missing:
@@ -84,6 +95,7 @@ def align(a: tuple, b: tuple, path_a: Path, path_b: Path) -> tuple[list[str], li
         where_b = {i: k for k, i in enumerate(ids_b)}
         order = [where_b[i] for i in ids_a]
         preds_b, refs_b = [preds_b[k] for k in order], [refs_b[k] for k in order]
+        finished_b = None if finished_b is None else [finished_b[k] for k in order]
     elif len(preds_a) != len(preds_b):
         raise HarnessError(f"{path_a} has {len(preds_a)} rows but {path_b} has {len(preds_b)}",
                            "compare predictions for the same examples (add 'id' fields to match by id)")
@@ -92,7 +104,27 @@ def align(a: tuple, b: tuple, path_a: Path, path_b: Path) -> tuple[list[str], li
             where = f"id {ids_a[k]!r}" if ids_a is not None and ids_b is not None else f"row {k + 1}"
             raise HarnessError(f"references differ between {path_a} and {path_b} at {where}",
                                "both files must hold the same examples (match them with 'id' fields)")
-    return preds_a, preds_b, refs_a
+    return preds_a, preds_b, refs_a, finished_a, finished_b
+
+
+def measurable(metrics: list[str] | None, has_finished: bool) -> list[str] | None:
+    """The requested metrics less those needing finished flags the files lack: those are named on
+    stderr as not measured (never scored 0)."""
+    from harness.errors import HarnessError
+    from harness.metrics import METRICS
+
+    if metrics is None or has_finished:
+        return metrics
+    left_out = [name for name in metrics if "finished" in METRICS.get(name).needs]
+    if left_out:
+        print(f"not measured: {', '.join(left_out)} (the rows have no \"stopped\" field: how each output "
+              "ended)", file=sys.stderr)
+    kept = [name for name in metrics if name not in left_out]
+    if not kept:
+        raise HarnessError(f"{', '.join(left_out)}: needs a \"stopped\" field on every row",
+                           'add "stopped": "eos" or "max_new_tokens" to each row (a point\'s generations.jsonl '
+                           "has it), or ask for other metrics")
+    return kept
 
 
 def _context(args: argparse.Namespace):
@@ -124,9 +156,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     context = _context(args)
     arm_a = load_pairs(args.predictions)
-    settings = dict(metrics=metrics, context=context, n_boot=args.n_boot, seed=args.seed, workers=args.workers)
+    settings = dict(context=context, n_boot=args.n_boot, seed=args.seed, workers=args.workers)
     if args.against is None:
-        results = score(arm_a[0], arm_a[1], **settings)
+        results = score(arm_a[0], arm_a[1], metrics=measurable(metrics, arm_a[3] is not None), finished=arm_a[3],
+                        **settings)
         if args.format == "json":
             print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
             return 0
@@ -134,8 +167,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.predictions}: {n} examples, {args.n_boot} bootstrap resamples, seed {args.seed}")
         print(text_table(value_grid(results.values(), missing="-")))
         return 0
-    preds_a, preds_b, refs = align(arm_a, load_pairs(args.against), args.predictions, args.against)
-    results = compare(preds_a, preds_b, refs, **settings)
+    preds_a, preds_b, refs, finished_a, finished_b = align(arm_a, load_pairs(args.against), args.predictions,
+                                                           args.against)
+    if (finished_a is None) != (finished_b is None):  # flags of one arm only: not comparable
+        finished_a = finished_b = None
+    results = compare(preds_a, preds_b, refs, metrics=measurable(metrics, finished_a is not None),
+                      finished_a=finished_a, finished_b=finished_b, **settings)
     if args.format == "json":
         print(json.dumps({name: r.to_dict() for name, r in results.items()}, indent=2))
         return 0

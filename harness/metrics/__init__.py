@@ -8,7 +8,9 @@ Importing the package registers every metric in METRICS; docs/metrics.md defines
 """
 
 from harness.metrics.base import METRICS, Batch, Metric, MetricContext, token_ids_fn
-from harness.metrics import bleu, diversity, length_robust, rare_tokens, rouge, self_bleu  # noqa: F401  (register metrics)
+from harness.metrics import (  # noqa: F401  (register metrics)
+    bleu, diversity, length, length_robust, rare_tokens, rouge, self_bleu, semantic,
+)
 from harness.metrics.rare_tokens import rare_token_profile
 from harness.metrics.suite import (
     DEFAULT_METRICS, RARE_TOKEN_METRICS, MetricResult, PairedResult, compare, score, validate_inputs,

@@ -41,10 +41,12 @@ class Batch:
     """Predictions and references of one arm; shared, lazily built views live in `shared()`."""
 
     def __init__(self, predictions: list[str], references: list[str], context: MetricContext | None = None,
-                 *, workers: int = 1, wanted: frozenset[str] = frozenset()):
+                 *, workers: int = 1, wanted: frozenset[str] = frozenset(), finished: list[bool] | None = None):
         self.predictions = predictions
         self.references = references
         self.context = context or MetricContext()
+        # Per output: True when it ended by itself, False when max_new_tokens cut it off; None: unknown.
+        self.finished = None if finished is None else np.asarray(finished, dtype=bool)
         self.workers = workers
         self.wanted = wanted  # metric names requested in this call (lets ROUGE skip unrequested types)
         self._shared: dict[Any, Any] = {}
@@ -65,7 +67,7 @@ class Batch:
 
     @cached_property
     def reference_tokens(self) -> list[list]:
-        """Diversity tokens of each reference, by the predictions' rule (sizes a rarefaction budget)."""
+        """Diversity tokens of each reference, by the predictions' rule (length-ratio, a rarefaction budget)."""
         return self._diversity_tokens(self.references)
 
     def _diversity_tokens(self, texts: list[str]) -> list[list]:
@@ -88,7 +90,7 @@ class Metric:
     description: str
     compute: Callable[[Batch], Any]  # example: values [n]; corpus: sufficient statistics
     evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None  # corpus: (stats, W [k, n]) -> [k]
-    needs: tuple[str, ...] = ()  # MetricContext fields that must be set
+    needs: tuple[str, ...] = ()  # MetricContext fields that must be set, or "finished" (Batch.finished)
     details: Callable[[Batch], dict] | None = None  # settings worth recording (splitter, tokens...)
     bounds: tuple[float, float] = (-np.inf, np.inf)  # range of the metric; intervals are clipped to it
     # Raise it when a change alters the metric's numbers: points scored by an earlier version are
@@ -109,6 +111,7 @@ class Metric:
 
 
 CONTEXT_NEEDS = ("train_counts", "tokenize")  # the MetricContext fields a metric may declare it needs
+OUTPUT_NEEDS = ("finished",)  # per-output facts given beside the texts: score(finished=...)
 
 
 def metric_problem(name: str, metric: object) -> str | None:
@@ -120,8 +123,8 @@ def metric_problem(name: str, metric: object) -> str | None:
         return f"is named {metric.name!r}, not {name!r} as its entry point"
     if metric.level not in ("example", "corpus") or (metric.level == "corpus") != (metric.evaluate is not None):
         return "corpus metrics need evaluate=, example metrics must not have it"
-    if not callable(metric.compute) or any(need not in CONTEXT_NEEDS for need in metric.needs):
-        return f"needs a callable compute and `needs` among {', '.join(CONTEXT_NEEDS)}"
+    if not callable(metric.compute) or any(need not in CONTEXT_NEEDS + OUTPUT_NEEDS for need in metric.needs):
+        return f"needs a callable compute and `needs` among {', '.join(CONTEXT_NEEDS + OUTPUT_NEEDS)}"
     if not isinstance(metric.version, int) or isinstance(metric.version, bool) or metric.version < 1:
         return f"has version {metric.version!r}; a version is a positive integer"
     return None

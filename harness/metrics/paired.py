@@ -10,24 +10,36 @@ bootstrap p-value of that seed-averaged delta then follow harness/stats.py, thro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
 from harness.metrics.base import Batch, MetricContext
-from harness.metrics.suite import PairedResult, compare, estimates, paired_result, resolve_metrics
+from harness.metrics.suite import (
+    PairedResult, checked_finished, compare, estimates, paired_result, resolve_metrics,
+)
 
-# (predictions_a, predictions_b, references, context) of one seed
-SeedRun = tuple[Sequence[str], Sequence[str], Sequence[str], MetricContext | None]
+
+class SeedRun(NamedTuple):
+    """Both arms of one seed; a plain (predictions_a, predictions_b, references, context) tuple works too."""
+
+    predictions_a: Sequence[str]
+    predictions_b: Sequence[str]
+    references: Sequence[str]
+    context: MetricContext | None
+    finished_a: Sequence[bool] | None = None  # per output: ended by itself (limit-share); None: unknown
+    finished_b: Sequence[bool] | None = None
 
 
 def compare_seeds(runs: list[SeedRun], metrics: list[str], *, n_boot: int, seed: int) -> dict[str, PairedResult]:
     """B - A per metric: `compare` for one seed, `seed_averaged_compare` for several."""
     if len(runs) == 1:
-        preds_a, preds_b, refs, context = runs[0]
-        return compare(list(preds_a), list(preds_b), list(refs), metrics=metrics, context=context,
-                       n_boot=n_boot, seed=seed)
+        run = SeedRun(*runs[0])
+        return compare(list(run.predictions_a), list(run.predictions_b), list(run.references), metrics=metrics,
+                       context=run.context, n_boot=n_boot, seed=seed,
+                       finished_a=run.finished_a, finished_b=run.finished_b)
     return seed_averaged_compare(runs, metrics, n_boot=n_boot, seed=seed)
 
 
@@ -37,19 +49,24 @@ def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: in
     `runs` holds one SeedRun per seed, all on the same test examples in the same order. With a
     single run this equals `harness.metrics.compare`.
     """
-    n = len(runs[0][2])
-    if any(len(refs) != n for _, _, refs, _ in runs):
+    runs = [SeedRun(*run) for run in runs]
+    n = len(runs[0].references)
+    if any(len(run.references) != n for run in runs):
         raise HarnessError("seeds were scored on different numbers of test examples",
                            "every seed of a group must generate for the same test split")
-    chosen = resolve_metrics(metrics, runs[0][3])
+    finished = [(checked_finished(r.finished_a, n, "finished_a"), checked_finished(r.finished_b, n, "finished_b"))
+                for r in runs]
+    chosen = resolve_metrics(metrics, runs[0].context, finished=all(f is not None for pair in finished for f in pair))
     wanted = frozenset(m.name for m in chosen)
     indices = stats.resample_indices(n, n_boot, seed)
     points_a = {m.name: [] for m in chosen}
     points_b = {m.name: [] for m in chosen}
     delta_reps = {m.name: np.zeros(indices.shape[0]) for m in chosen}
-    for preds_a, preds_b, refs, context in runs:
-        point_a, reps_a = estimates(chosen, Batch(list(preds_a), list(refs), context, wanted=wanted), indices)
-        point_b, reps_b = estimates(chosen, Batch(list(preds_b), list(refs), context, wanted=wanted), indices)
+    for (preds_a, preds_b, refs, context, *_), (finished_a, finished_b) in zip(runs, finished):
+        batch_a = Batch(list(preds_a), list(refs), context, wanted=wanted, finished=finished_a)
+        batch_b = Batch(list(preds_b), list(refs), context, wanted=wanted, finished=finished_b)
+        point_a, reps_a = estimates(chosen, batch_a, indices)
+        point_b, reps_b = estimates(chosen, batch_b, indices)
         for m in chosen:
             points_a[m.name].append(point_a[m.name])
             points_b[m.name].append(point_b[m.name])

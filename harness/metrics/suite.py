@@ -15,7 +15,7 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
-from harness.metrics.base import METRICS, Batch, Metric, MetricContext
+from harness.metrics.base import CONTEXT_NEEDS, METRICS, Batch, Metric, MetricContext
 
 DEFAULT_METRICS: list[str] = [
     "rouge1", "rouge2", "rougeL", "rougeLsum",
@@ -86,8 +86,10 @@ def validate_inputs(predictions: Any, references: Any, *, label: str = "predicti
                            "pass exactly one reference per prediction, in the same order")
 
 
-def resolve_metrics(metrics: list[str] | None, context: MetricContext | None) -> list[Metric]:
-    """The Metric records to run; the defaults gain the rare-token metrics when the context allows."""
+def resolve_metrics(metrics: list[str] | None, context: MetricContext | None, *,
+                    finished: bool = False) -> list[Metric]:
+    """The Metric records to run; the defaults gain the rare-token metrics when the context allows.
+    `finished`: whether the call has per-output finished flags (limit-share needs them)."""
     context = context or MetricContext()
     if metrics is None:
         names = list(DEFAULT_METRICS)
@@ -100,11 +102,26 @@ def resolve_metrics(metrics: list[str] | None, context: MetricContext | None) ->
         names = list(dict.fromkeys(metrics))
     chosen = [METRICS.get(name) for name in names]
     for metric in chosen:
-        missing = [need for need in metric.needs if getattr(context, need) is None]
+        if "finished" in metric.needs and not finished:
+            raise HarnessError(f"metric {metric.name} needs each output's finished flag (did it stop by itself, "
+                               "or did max_new_tokens cut it off?)",
+                               "pass finished=[...] (generations.jsonl rows: stopped == 'eos') or drop the metric")
+        missing = [need for need in metric.needs if need in CONTEXT_NEEDS and getattr(context, need) is None]
         if missing:
             raise HarnessError(f"metric {metric.name} needs {', '.join(missing)} in the MetricContext",
                                "pass MetricContext(train_counts=np.ndarray, tokenize=callable) or drop the metric")
     return chosen
+
+
+def checked_finished(finished: Any, n: int, label: str = "finished") -> list[bool] | None:
+    """Per-output finished flags as a list of n bools (None stays None: not known)."""
+    if finished is None:
+        return None
+    if (not isinstance(finished, (list, tuple, np.ndarray)) or len(finished) != n
+            or not all(isinstance(f, (bool, np.bool_)) for f in finished)):
+        raise HarnessError(f"{label} must be a list of {n} booleans, one per prediction",
+                           "True where the output ended by itself, False where max_new_tokens cut it off")
+    return [bool(f) for f in finished]
 
 
 def _check_settings(n_boot: int, workers: int) -> None:
@@ -130,13 +147,15 @@ def _details(metrics: list[Metric], batch: Batch) -> dict[str, dict]:
 
 def score(predictions: list[str], references: list[str], *, metrics: list[str] | None = None,
           context: MetricContext | None = None, n_boot: int = 1000, seed: int = 0,
-          workers: int = 1) -> dict[str, MetricResult]:
-    """Each metric's value with a seeded bootstrap 95% interval (see harness/stats.py)."""
+          workers: int = 1, finished: list[bool] | None = None) -> dict[str, MetricResult]:
+    """Each metric's value with a seeded bootstrap 95% interval (see harness/stats.py).
+    `finished`: per output, whether it ended by itself (limit-share needs it)."""
     validate_inputs(predictions, references)
     _check_settings(n_boot, workers)
-    chosen = resolve_metrics(metrics, context)
+    finished = checked_finished(finished, len(predictions))
+    chosen = resolve_metrics(metrics, context, finished=finished is not None)
     batch = Batch(list(predictions), list(references), context, workers=workers,
-                  wanted=frozenset(m.name for m in chosen))
+                  wanted=frozenset(m.name for m in chosen), finished=finished)
     point, reps = estimates(chosen, batch, stats.resample_indices(len(batch), n_boot, seed))
     details = _details(chosen, batch)
     results = {}
@@ -149,15 +168,21 @@ def score(predictions: list[str], references: list[str], *, metrics: list[str] |
 
 def compare(predictions_a: list[str], predictions_b: list[str], references: list[str], *,
             metrics: list[str] | None = None, context: MetricContext | None = None, n_boot: int = 1000,
-            seed: int = 0, workers: int = 1) -> dict[str, PairedResult]:
-    """B - A for each metric with a paired bootstrap (same resampled examples for both arms)."""
+            seed: int = 0, workers: int = 1, finished_a: list[bool] | None = None,
+            finished_b: list[bool] | None = None) -> dict[str, PairedResult]:
+    """B - A for each metric with a paired bootstrap (same resampled examples for both arms).
+    `finished_a`, `finished_b`: each arm's per-output finished flags, both or neither (limit-share)."""
     validate_inputs(predictions_a, references, label="predictions_a")
     validate_inputs(predictions_b, references, label="predictions_b")
     _check_settings(n_boot, workers)
-    chosen = resolve_metrics(metrics, context)
+    finished_a, finished_b = (checked_finished(f, len(references), label)
+                              for f, label in ((finished_a, "finished_a"), (finished_b, "finished_b")))
+    if (finished_a is None) != (finished_b is None):
+        raise HarnessError("finished flags were given for one arm only", "pass finished_a and finished_b, or neither")
+    chosen = resolve_metrics(metrics, context, finished=finished_a is not None)
     wanted = frozenset(m.name for m in chosen)
-    batch_a = Batch(list(predictions_a), list(references), context, workers=workers, wanted=wanted)
-    batch_b = Batch(list(predictions_b), list(references), context, workers=workers, wanted=wanted)
+    batch_a = Batch(list(predictions_a), list(references), context, workers=workers, wanted=wanted, finished=finished_a)
+    batch_b = Batch(list(predictions_b), list(references), context, workers=workers, wanted=wanted, finished=finished_b)
     indices = stats.resample_indices(len(references), n_boot, seed)
     point_a, reps_a = estimates(chosen, batch_a, indices)
     point_b, reps_b = estimates(chosen, batch_b, indices)

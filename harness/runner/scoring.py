@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from harness.errors import HarnessError
 from harness.io import read_jsonl
 from harness.results import (
-    PointConfig, PointMetrics, generations_file, read_config, read_metrics,
+    PointConfig, PointMetrics, finished_flags, generations_file, read_config, read_metrics,
     read_train_counts, write_record,
 )
 from harness.store import PointLock, PointStore
@@ -33,7 +33,8 @@ def score_point(metrics: list[str], rows: list[dict], tokenizer, train_counts, *
     references = [r["reference"] for r in rows]
     tokenize = token_ids_fn(tokenizer)
     context = MetricContext(train_counts=train_counts, tokenize=tokenize)
-    results = score(predictions, references, metrics=metrics, context=context, seed=seed)
+    results = score(predictions, references, metrics=metrics, context=context, seed=seed,
+                    finished=finished_flags(rows))
     return {
         "metrics": {name: result.to_dict() for name, result in results.items()},
         "rare_token_profile": rare_token_profile(predictions, references, train_counts, tokenize),
