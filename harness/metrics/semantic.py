@@ -36,8 +36,14 @@ def encoder():
 
 
 def _embed(texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings [len(texts), 384]."""
-    return encoder().encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True,
+    """Unit-length embeddings [len(texts), 384]; a list embedded before is not embedded again (a
+    report compares every arm with the same baseline outputs and references)."""
+    return _embed_remembered(tuple(texts))
+
+
+@functools.lru_cache(maxsize=256)
+def _embed_remembered(texts: tuple[str, ...]) -> np.ndarray:
+    return encoder().encode(list(texts), batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True,
                             show_progress_bar=False)
 
 

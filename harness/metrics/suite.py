@@ -7,6 +7,8 @@ for the interval and p-value definitions.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -24,6 +26,10 @@ DEFAULT_METRICS: list[str] = [
     "ngram-entropy-1", "ngram-entropy-2", "ngram-entropy-3", "ngram-entropy-4",
     "seq-rep-4", "mean-length", "vocab-size",
 ]
+# Opt-in (a task's `metrics:`): diversity that does not rise as outputs shorten, and length and
+# degeneration, which every diversity claim must be read next to (docs/metrics.md).
+LENGTH_ROBUST_METRICS: list[str] = ["rarefied-distinct-1", "rarefied-distinct-2", "mtld", "mattr", "compression-ratio"]
+LENGTH_METRICS: list[str] = ["length-ratio", "empty-share", "loop-share", "limit-share"]
 # Added to the defaults when the context carries training counts and a tokenize callable.
 RARE_TOKEN_METRICS: list[str] = ["rare-token-share", "rare-token-recall", "freq-bucket-tvd"]
 
@@ -133,12 +139,45 @@ def _check_settings(n_boot: int, workers: int) -> None:
 
 def estimates(metrics: list[Metric], batch: Batch,
               indices: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Each metric's point estimate (every example once) and its values on the resamples in `indices`."""
-    computed = {m.name: m.compute(batch) for m in metrics}
+    """Each metric's point estimate (every example once) and its values on the resamples in `indices`.
+
+    Reports compare every arm with the same baseline outputs, so a metric that reads only the texts
+    (no training counts, tokenizer or finished flags) is remembered for the same texts, settings and
+    resamples (MTLD and semantic similarity cost seconds per call): same inputs, same numbers."""
+    point, reps, todo = {}, {}, []
+    keys = {m.name: _memo_key(m, batch, indices) for m in metrics}
+    for m in metrics:
+        if keys[m.name] in _ESTIMATES:
+            point[m.name], reps[m.name] = _ESTIMATES[keys[m.name]]
+        else:
+            todo.append(m)
+    computed = {m.name: m.compute(batch) for m in todo}
     ones = np.ones((1, len(batch)))
-    point = {m.name: float(m.values(computed[m.name], ones)[0]) for m in metrics}
-    reps = stats.replicates({m.name: partial(m.values, computed[m.name]) for m in metrics}, indices)
-    return point, reps
+    point.update({m.name: float(m.values(computed[m.name], ones)[0]) for m in todo})
+    reps.update(stats.replicates({m.name: partial(m.values, computed[m.name]) for m in todo}, indices))
+    for m in todo:
+        if keys[m.name] is not None:
+            _ESTIMATES[keys[m.name]] = (point[m.name], reps[m.name])
+            if len(_ESTIMATES) > _ESTIMATES_KEPT:
+                _ESTIMATES.pop(next(iter(_ESTIMATES)))
+    return {m.name: point[m.name] for m in metrics}, {m.name: reps[m.name] for m in metrics}
+
+
+_ESTIMATES: dict[tuple, tuple[float, np.ndarray]] = {}  # oldest first
+_ESTIMATES_KEPT = 512
+
+
+def _memo_key(metric: Metric, batch: Batch, indices: np.ndarray) -> tuple | None:
+    """What fixes a text-only metric's estimates; None for a metric that reads anything else."""
+    if metric.needs:
+        return None
+    texts = hashlib.sha256(json.dumps([batch.predictions, batch.references]).encode()).hexdigest()
+    resamples = hashlib.sha256(indices.tobytes() + str(indices.shape).encode()).hexdigest()
+    context = batch.context
+    subwords = id(context.tokenize) if context.diversity_tokens == "subwords" else None  # words need no tokenizer
+    settings = (context.diversity_tokens, subwords, context.sentence_splitter, context.n_buckets,
+                context.self_bleu_max_outputs)
+    return metric.name, metric.version, id(metric.compute), texts, resamples, settings
 
 
 def _details(metrics: list[Metric], batch: Batch) -> dict[str, dict]:

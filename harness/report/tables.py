@@ -62,9 +62,10 @@ ROW_COLUMNS = [
 def metric_order(names: set[str] | list[str]) -> list[str]:
     """The suite's order (ROUGE, diversity, length, rare tokens), unknown names after, then
     validation CE, the likelihood rows and each further decoding's metrics (harness.report.measured)."""
-    from harness.metrics import DEFAULT_METRICS, RARE_TOKEN_METRICS
+    from harness.metrics import DEFAULT_METRICS, LENGTH_METRICS, LENGTH_ROBUST_METRICS, RARE_TOKEN_METRICS
 
-    known = [*DEFAULT_METRICS, "self-bleu", *RARE_TOKEN_METRICS]
+    known = [*DEFAULT_METRICS, *LENGTH_ROBUST_METRICS, "self-bleu", *LENGTH_METRICS, "semantic-similarity",
+             *RARE_TOKEN_METRICS]
     rank = {name: i for i, name in enumerate(known)}
     likelihood = list(LIKELIHOOD_ROWS)
 

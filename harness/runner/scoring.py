@@ -26,20 +26,35 @@ from harness.store import PointLock, PointStore
 
 def score_point(metrics: list[str], rows: list[dict], tokenizer, train_counts, *, seed: int) -> dict[str, Any]:
     """One decoding's metrics with bootstrap CIs (seeded by the run's seed), plus its rare-token
-    profile against the training frequencies."""
-    from harness.metrics import MetricContext, rare_token_profile, score, token_ids_fn
+    profile against the training frequencies. A metric that needs how each output ended gets a
+    record with no value when the rows do not say (generations from before result format 3)."""
+    from harness.metrics import METRICS, MetricContext, rare_token_profile, score, token_ids_fn
 
     predictions = [r["prediction"] for r in rows]
     references = [r["reference"] for r in rows]
     tokenize = token_ids_fn(tokenizer)
     context = MetricContext(train_counts=train_counts, tokenize=tokenize)
-    results = score(predictions, references, metrics=metrics, context=context, seed=seed,
-                    finished=finished_flags(rows))
+    finished = finished_flags(rows)
+    unmeasurable = [] if finished is not None else [name for name in metrics if "finished" in METRICS.get(name).needs]
+    measurable = [name for name in metrics if name not in unmeasurable]
+    results = score(predictions, references, metrics=measurable, context=context, seed=seed,
+                    finished=finished) if measurable else {}
+    records = {name: result.to_dict() for name, result in results.items()}
+    for name in unmeasurable:
+        records[name] = not_measured_record(METRICS.get(name), len(rows),
+                                            "the generations do not record how each output ended")
     return {
-        "metrics": {name: result.to_dict() for name, result in results.items()},
+        "metrics": {name: records[name] for name in metrics},
         "rare_token_profile": rare_token_profile(predictions, references, train_counts, tokenize),
         "n_test": len(rows),
     }
+
+
+def not_measured_record(metric, n: int, why: str) -> dict[str, Any]:
+    """A metrics.json record of a metric the stored data cannot give: no value, and why (read as
+    "not measured" by every table, never as zero)."""
+    return {"name": metric.name, "level": metric.level, "higher_is_better": metric.higher_is_better, "value": None,
+            "ci_low": None, "ci_high": None, "n": n, "details": {"not_measured": why}, "version": metric.version}
 
 
 def score_decodings(metrics: list[str], rows: list[dict], further: dict[str, tuple[dict, list[dict]]], tokenizer,
