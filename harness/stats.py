@@ -22,7 +22,9 @@ Conventions (also in docs/metrics.md):
   MIN_FINITE_SHARE (95%) of them are finite: an interval of the few resamples where the metric
   happens to be defined would describe a different population. A NaN estimate gives NaN too.
 - Across seeds: mean, sample standard deviation (ddof=1) and n; a separate question from the
-  bootstrap, which measures test-set sampling noise for one trained model.
+  bootstrap, which measures test-set sampling noise for one trained model. A delta averaged over
+  several seeds also gets a hierarchical interval (`hierarchical_replicates`: seeds resampled on top of
+  the shared resample of test examples), which covers both sources of noise.
 """
 
 from __future__ import annotations
@@ -94,6 +96,21 @@ def interval(reps: np.ndarray, point: float, *, bias_shift: bool = False,
     low, high = np.percentile(reps, [tail, 100.0 - tail])
     low, high = np.clip([float(low + shift), float(high + shift)], *bounds)
     return float(low), float(high)
+
+
+def hierarchical_replicates(per_seed: np.ndarray, seed: int) -> np.ndarray:
+    """Replicates of a seed-averaged delta that resample training seeds too. Row r draws S seeds
+    with replacement and averages their deltas on resample r of the test examples (`per_seed`
+    [S, n_boot]: each seed's delta on every shared resample). Every seed is scored on the same test
+    examples, so one example resample serves all drawn seeds, as it does in the example-level
+    interval: seeds that agree give that interval back, and seeds that disagree widen it. With
+    three seeds the seed draw has only ten distinct outcomes; read it with the per-seed deltas."""
+    n_seeds, n_boot = per_seed.shape
+    if n_boot == 0:
+        return np.empty(0)
+    rng = np.random.default_rng([seed, n_seeds, 1])  # a stream of its own, apart from the example resamples
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    return per_seed[seeds, np.arange(n_boot)[:, None]].mean(axis=1)
 
 
 def paired_p_value(delta: float, delta_reps: np.ndarray) -> float:

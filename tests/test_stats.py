@@ -173,3 +173,36 @@ def test_bad_input():
         stats.resample_indices(0, 10, seed=0)
     with pytest.raises(HarnessError, match="n_boot"):
         stats.resample_indices(5, -1, seed=0)
+
+
+def test_the_hierarchical_interval_resamples_seeds_then_examples():
+    """Seeds that agree: the example-level replicates. Seeds that disagree: wider than the
+    example-level interval of their average, covering the seeds' spread."""
+    from harness.stats import hierarchical_replicates
+
+    rng = np.random.default_rng(0)
+    one = rng.normal(0.0, 0.1, size=(1, 2000))
+    assert np.array_equal(hierarchical_replicates(one, 0), one[0])
+    assert np.allclose(hierarchical_replicates(np.stack([one[0]] * 3), 0), one[0])
+    disagreeing = np.stack([one[0] - 1.0, one[0], one[0] + 1.0])  # per-seed deltas -1, 0, +1
+    example_level = np.percentile(disagreeing.mean(axis=0), [2.5, 97.5])
+    low, high = np.percentile(hierarchical_replicates(disagreeing, 0), [2.5, 97.5])
+    assert high - low > 4 * (example_level[1] - example_level[0]) and low < -0.5 and high > 0.5
+    assert np.array_equal(hierarchical_replicates(disagreeing, 0), hierarchical_replicates(disagreeing, 0))
+
+
+def test_a_seed_averaged_delta_records_each_seeds_delta_and_the_hierarchical_interval():
+    from harness.metrics.paired import seed_averaged_compare
+
+    refs = [f"reference number {i} about the lord and the city" for i in range(30)]
+    base = [f"the lord went to the city {i % 3}" for i in range(30)]
+    runs = [(base, [f"output {i} {w} of seed" for i in range(30)], refs, None) for w in ("alpha", "beta beta", "gamma")]
+    result = seed_averaged_compare(runs, ["distinct-2", "mean-length"], n_boot=200, seed=0)
+    for name, r in result.items():
+        per_seed = r.details["per_seed_deltas"]
+        assert len(per_seed) == 3 and np.isclose(np.mean(per_seed), r.delta)
+        low, high = r.details["hierarchical_ci"]
+        assert low <= r.delta <= high
+    length = result["mean-length"]
+    assert length.details["per_seed_deltas"][1] > length.details["per_seed_deltas"][0]  # "beta beta" is longer
+    assert length.details["hierarchical_ci"][1] - length.details["hierarchical_ci"][0] > length.ci_high - length.ci_low

@@ -61,7 +61,7 @@ def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: in
     indices = stats.resample_indices(n, n_boot, seed)
     points_a = {m.name: [] for m in chosen}
     points_b = {m.name: [] for m in chosen}
-    delta_reps = {m.name: np.zeros(indices.shape[0]) for m in chosen}
+    per_seed = {m.name: [] for m in chosen}  # each seed's delta on every shared resample
     for (preds_a, preds_b, refs, context, *_), (finished_a, finished_b) in zip(runs, finished):
         batch_a = Batch(list(preds_a), list(refs), context, wanted=wanted, finished=finished_a)
         batch_b = Batch(list(preds_b), list(refs), context, wanted=wanted, finished=finished_b)
@@ -70,7 +70,23 @@ def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: in
         for m in chosen:
             points_a[m.name].append(point_a[m.name])
             points_b[m.name].append(point_b[m.name])
-            delta_reps[m.name] += reps_b[m.name] - reps_a[m.name]
-    return {m.name: paired_result(m, float(np.mean(points_a[m.name])), float(np.mean(points_b[m.name])),
-                                  delta_reps[m.name] / len(runs), n)
-            for m in chosen}
+            per_seed[m.name].append(reps_b[m.name] - reps_a[m.name])
+    results = {}
+    for m in chosen:
+        reps = np.stack(per_seed[m.name])
+        result = paired_result(m, float(np.mean(points_a[m.name])), float(np.mean(points_b[m.name])),
+                               reps.mean(axis=0), n)
+        result.details = {**result.details, **seed_level(m, np.subtract(points_b[m.name], points_a[m.name]), reps,
+                                                          result.delta, seed)}
+        results[m.name] = result
+    return results
+
+
+def seed_level(metric, per_seed_deltas: np.ndarray, per_seed_reps: np.ndarray, delta: float,
+               seed: int) -> dict:
+    """What a reviewer asks of a delta over several seeds: each seed's own delta, and an interval
+    that also resamples seeds (harness.stats.hierarchical_replicates)."""
+    low, high = stats.interval(stats.hierarchical_replicates(per_seed_reps, seed), delta,
+                               bias_shift=metric.level == "corpus")
+    return {"per_seed_deltas": [float(d) for d in per_seed_deltas],
+            "hierarchical_ci": [low, high] if np.isfinite([low, high]).all() else None}

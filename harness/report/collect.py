@@ -127,6 +127,11 @@ class Group:
     def seeds(self) -> list[int]:
         return sorted({p.seed for p in self.points})
 
+    def metric_list(self) -> list[str]:
+        """The task's metric list as its points were scored (the metric list is not part of the
+        shared config: scores are derived data), in task order, each name once."""
+        return list(dict.fromkeys(name for p in self.points for name in p.record.task.get("metrics") or []))
+
     def arms(self) -> list[tuple[str, str]]:
         """Arms in display order: the CE baseline first, then by loss, then alpha and options."""
         def order(arm):

@@ -357,7 +357,7 @@ def judge_task(results: TaskResults, labels: dict[Arm, str], settings: TableSett
     group = results.group
     if group is None or not group.points:
         return TaskVerdict(results, None, None, None, labels)
-    metrics = list(group.config.get("task", {}).get("metrics") or [])
+    metrics = group.metric_list()
     table = build_group_table(group, settings, tokenizer_loader)
     return TaskVerdict(results, table, main_metric(QUALITY_PREFERENCE, metrics),
                        main_metric(DIVERSITY_PREFERENCE, metrics), {**labels, **group.labels()})
