@@ -48,6 +48,8 @@ class Comparison:
     n: int | None = None  # test examples
     paired_seeds: tuple[int, ...] = ()  # the seeds the delta averages
     best: bool = False  # the best arm mean of this metric (see mark_best)
+    per_seed_deltas: tuple[float, ...] = ()  # with several paired seeds: each seed's own delta
+    seed_ci: tuple[float, float] | None = None  # ...and the hierarchical interval that resamples seeds too
 
 
 def from_paired(record: Mapping[str, Any], labels: tuple[str, str], seeds: tuple[int, ...] = ()) -> Comparison:

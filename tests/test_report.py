@@ -178,6 +178,16 @@ def test_seed_averaged_delta_matches_per_seed_recomputation(tables):
     assert any("resampled jointly" in note for note in table.notes)
 
 
+def test_a_seed_averaged_row_carries_each_seeds_delta_and_the_hierarchical_interval(tables):
+    (table,) = tables
+    refs = REFERENCES
+    spec = METRICS.get("mean-length")
+    row = rows_of(table, "mean-length").loc["pdl(alpha=1)"]
+    per_seed = [spec.corpus_value(predictions(2, s), refs) - spec.corpus_value(predictions(0, s), refs) for s in (0, 1)]
+    assert [float(d) for d in row["per_seed_deltas"].split(",")] == pytest.approx(per_seed)
+    assert row["seed_ci_low"] <= row["delta"] <= row["seed_ci_high"]
+
+
 def test_one_seed_equals_the_ordinary_paired_bootstrap():
     preds_a, preds_b = predictions(0, 0), predictions(1, 0)
     metrics = ["distinct-2", "rouge1", "rare-token-recall"]

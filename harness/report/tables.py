@@ -55,8 +55,16 @@ class GroupTable:
 ROW_COLUMNS = [
     "task", "model", "budget", "group", "metric", "higher_is_better", "arm", "loss", "alpha", "options",
     "mean", "std", "n_seeds", "seeds", "n_examples", "delta", "ci_low", "ci_high", "p_value", "delta_seeds",
-    "best",
+    "per_seed_deltas", "seed_ci_low", "seed_ci_high", "best",
 ]
+
+
+def seed_level(details: dict[str, Any]) -> dict[str, Any]:
+    """A seed-averaged delta's per-seed deltas and hierarchical interval (harness.metrics.paired),
+    as Comparison fields; nothing for a one-seed delta."""
+    ci = details.get("hierarchical_ci")
+    return {"per_seed_deltas": tuple(details.get("per_seed_deltas") or ()),
+            "seed_ci": tuple(ci) if ci else None}
 
 
 def metric_order(names: set[str] | list[str]) -> list[str]:
@@ -145,7 +153,8 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
             if name in result:
                 r = result[name]
                 paired = {"delta": r.delta, "ci_low": finite_or_none(r.ci_low), "ci_high": finite_or_none(r.ci_high),
-                          "p_value": finite_or_none(r.p_value), "paired_seeds": tuple(seeds[name])}
+                          "p_value": finite_or_none(r.p_value), "paired_seeds": tuple(seeds[name]),
+                          **seed_level(r.details)}
             elif name == VALIDATION_CE and baseline is not None and arm != baseline:
                 paired = _ce_delta(group.points_of(arm), group.points_of(baseline))
             rows.append(Comparison(name, direction, value, None if arm == baseline else base_value, n=n, **paired))
