@@ -76,3 +76,14 @@ def test_unreachable_endpoint_fails_fast(monkeypatch):
         hub.require_hub("gpt2", "model", "use a local path")
     assert time.monotonic() - start < 10
     hub.hub_reachable.cache_clear()
+
+
+def test_run_prints_an_undefined_metric_as_na_with_its_reason():
+    """A length-robust metric is NaN (null) where the outputs leave it undefined; `run` says so."""
+    from harness.commands.run import metric_line
+
+    assert metric_line({"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}) == "    0.5000  [0.4000, 0.6000]"
+    assert metric_line({"value": 0.5, "ci_low": None, "ci_high": None}) == "    0.5000  [no interval]"
+    assert "n/a" in metric_line({"value": None, "ci_low": None, "ci_high": None, "details": {}})
+    assert metric_line({"value": None, "ci_low": None, "ci_high": None,
+                        "details": {"not_measured": "no flags"}}).endswith("(no flags)")

@@ -43,5 +43,17 @@ def run(args) -> int:
     state = "already complete, skipped" if result.skipped else "done"
     print(f"{result.path}: {state}")
     for name, m in result.metrics["metrics"].items():
-        print(f"  {name:28s} {m['value']:10.4f}  [{m['ci_low']:.4f}, {m['ci_high']:.4f}]")
+        print(f"  {name:28s} {metric_line(m)}")
     return 0
+
+
+def metric_line(record: dict) -> str:
+    """value [95% CI]; a metric these outputs leave undefined (or the stored data cannot give) says so."""
+    from harness.numbers import is_missing
+
+    if is_missing(record["value"]):
+        why = (record.get("details") or {}).get("not_measured") or "undefined for these outputs (docs/metrics.md)"
+        return f"{'n/a':>10s}  ({why})"
+    interval = ("[no interval]" if is_missing(record["ci_low"]) or is_missing(record["ci_high"])
+                else f"[{record['ci_low']:.4f}, {record['ci_high']:.4f}]")
+    return f"{record['value']:10.4f}  {interval}"
