@@ -223,6 +223,47 @@ def test_sentence_rules():
     assert verdict.main_metric(verdict.QUALITY_PREFERENCE, ["rouge1", "rougeL"]) == "rougeL"
 
 
+def seeded_row(delta, low, high, per_seed, seed_ci):
+    return Comparison("distinct-2", True, ArmValue("x", 1.0), ArmValue("ce", 1.0), delta=delta, ci_low=low,
+                      ci_high=high, paired_seeds=tuple(range(len(per_seed))), per_seed_deltas=tuple(per_seed),
+                      seed_ci=seed_ci)
+
+
+def test_a_change_over_seeds_needs_the_seed_level_ci_and_every_seed_to_agree():
+    """The aclsum case of the issue: the example-level CI excludes 0, one seed goes the other way."""
+    agree = seeded_row(0.05, 0.02, 0.08, [0.04, 0.06, 0.05], (0.03, 0.07))
+    one_against = seeded_row(0.035, 0.005, 0.06, [0.046, 0.063, -0.003], (0.001, 0.07))
+    wide = seeded_row(-0.39, -0.49, -0.22, [-0.5, -0.6, -0.05], (-0.51, 0.001))
+    assert [verdict.ci_sign(r) for r in (agree, one_against, wide)] == [1, 0, 0]
+    assert verdict.seed_disagreement(agree) == ""
+    assert verdict.seed_disagreement(one_against) == "; not every seed agrees: seed 2 -0.003"
+    assert verdict.seed_disagreement(wide) == "; the seed-level CI [-0.51, +0.001] holds 0"
+    assert verdict.arm_sentence("a", "distinct-2", one_against, None, None) == \
+        "`a`: no difference from ce the test can resolve (distinct-2 +0.035 [+0.005, +0.06]; not every seed agrees: seed 2 -0.003)."
+    assert verdict.diversity_words("distinct-2", wide) == "leaves distinct-2 unresolved across seeds"
+
+
+def test_a_large_resolved_length_change_is_named_and_a_small_one_is_not():
+    class Page:  # the two methods length_words and loop_words read
+        def __init__(self, rows):
+            self.rows = rows
+
+        def row(self, metric, arm, decoding=None):
+            return self.rows.get(metric)
+
+    def length(delta, low, high):
+        return Comparison("mean-length", None, ArmValue("x", 22.2 + delta), ArmValue("ce", 22.2), delta=delta,
+                          ci_low=low, ci_high=high)
+
+    assert verdict.length_words(Page({"mean-length": length(-11.1, -13.4, -8.8)}), "arm") == \
+        " Its outputs are 50% shorter than ce's (mean-length -11.1 [-13.4, -8.8])."
+    assert verdict.length_words(Page({"mean-length": length(-1.5, -2.0, -1.0)}), "arm") == ""  # under 10%
+    assert verdict.length_words(Page({"mean-length": length(-11.1, -20.0, 1.0)}), "arm") == ""  # not resolved
+    loops = Comparison("loop-share", False, ArmValue("x", 0.02), ArmValue("ce", 0.19), delta=-0.17, ci_low=-0.25,
+                       ci_high=-0.1)
+    assert verdict.loop_words(Page({"loop-share": loops}), "arm") == " Loops in 2% of its outputs against 19% for ce."
+
+
 def test_rebuild_is_byte_identical(tree, page, tmp_path):
     built, text = page
     again = build(tree, tmp_path)

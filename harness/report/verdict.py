@@ -23,7 +23,8 @@ from harness.comparison import Comparison
 from harness.errors import HarnessError
 from harness.io import write_text_atomic
 from harness.reference_plan import PLAN_FILE, ReferenceArm, ReferencePlan
-from harness.render.cells import Grid, Row, delta_text, duration_text
+from harness.numbers import format_delta, format_interval
+from harness.render.cells import DELTA_DIGITS, Grid, Row, delta_text, duration_text
 from harness.render.markdown import markdown_table, markdown_text
 from harness.report.collect import (
     BASELINE_LOSS,
@@ -44,7 +45,7 @@ MAKE_TARGET = "make reference"
 PAGE_SETTINGS = TableSettings()  # the committed page's bootstrap: 1000 resamples, seed 0
 EXAMPLE_SEED = 0  # numpy seed of harness.report.html.pick_examples, the report's own example rule
 # The task's main metrics: the first of each list that the task scores (its `metrics` key).
-DIVERSITY_PREFERENCE = ("distinct-2", "distinct-1", "ngram-entropy-4")
+DIVERSITY_PREFERENCE = ("rarefied-distinct-2", "distinct-2", "distinct-1", "ngram-entropy-4")
 # BLEU first: a task that scores BLEU (style transfer) asks for the reference's exact wording;
 # otherwise ROUGE-L, the longest-common-subsequence overlap (summaries, dialogue).
 QUALITY_PREFERENCE = ("bleu", "rougeL", "rougeLsum", "rouge1", "rouge2", "chrf")
@@ -191,16 +192,43 @@ def main_metric(preference: tuple[str, ...], task_metrics: list[str]) -> str | N
     return next((name for name in preference if name in task_metrics), None)
 
 
-def ci_sign(row: Comparison | None) -> int:
-    """+1 when the delta's 95% CI lies above 0, -1 when below, 0 when it holds 0 or there is none:
-    the one rule for "a difference the test resolves"."""
+def example_sign(row: Comparison | None) -> int:
+    """+1 when the delta's 95% CI over test examples lies above 0, -1 when below, 0 when it holds 0
+    or there is none."""
     if row is None or row.ci_low is None or row.ci_high is None:
         return 0
     return 1 if row.ci_low > 0 else -1 if row.ci_high < 0 else 0
 
 
+def ci_sign(row: Comparison | None) -> int:
+    """The one rule for "a difference the test resolves": the example-level CI excludes 0 and, for
+    a delta over several seeds, so does the hierarchical CI (seeds resampled too) and every seed's
+    own delta has the same sign. Otherwise 0 (seed_disagreement says why)."""
+    sign = example_sign(row)
+    if sign == 0 or len(row.per_seed_deltas) < 2:
+        return sign
+    low, high = row.seed_ci or (None, None)
+    seed_level = 0 if low is None else 1 if low > 0 else -1 if high < 0 else 0
+    agree = all((d > 0) if sign > 0 else (d < 0) for d in row.per_seed_deltas)
+    return sign if seed_level == sign and agree else 0
+
+
+def seed_disagreement(row: Comparison | None) -> str:
+    """Why a delta that the test examples resolve is not called a change: the seeds that go the
+    other way, or a seed-level CI that holds 0; '' when there is nothing to say."""
+    sign = example_sign(row)
+    if sign == 0 or ci_sign(row) != 0:
+        return ""
+    other = [f"seed {seed} {format_delta(d, DELTA_DIGITS)}" for seed, d in zip(row.paired_seeds, row.per_seed_deltas)
+             if not ((d > 0) if sign > 0 else (d < 0))]
+    if other:
+        return "; not every seed agrees: " + ", ".join(other)
+    return f"; the seed-level CI {format_interval(*row.seed_ci, DELTA_DIGITS)} holds 0" if row.seed_ci else ""
+
+
 def diversity_words(metric: str, row: Comparison) -> str:
-    return {1: f"raises {metric}", -1: f"lowers {metric}", 0: f"leaves {metric} unresolved"}[ci_sign(row)]
+    words = {1: f"raises {metric}", -1: f"lowers {metric}", 0: f"leaves {metric} unresolved"}[ci_sign(row)]
+    return words + (" across seeds" if seed_disagreement(row) else "")
 
 
 def quality_words(metric: str, row: Comparison) -> str:
@@ -225,7 +253,7 @@ def no_resolved_difference(div_row: Comparison, q_row: Comparison | None) -> boo
 
 def _phrase(words: str, row: Comparison, joiner: str) -> str:
     """`raises distinct-2 by +0.3 [...]` when the CI resolves it, `... unresolved (+0.01 [...])` otherwise."""
-    return f"{words} {joiner} {delta_text(row)}" if ci_sign(row) else f"{words} ({delta_text(row)})"
+    return f"{words} {joiner} {delta_text(row)}" if ci_sign(row) else f"{words} ({delta_text(row)}{seed_disagreement(row)})"
 
 
 def arm_sentence(label: str, diversity: str, div_row: Comparison | None, quality: str | None,
@@ -236,7 +264,8 @@ def arm_sentence(label: str, diversity: str, div_row: Comparison | None, quality
         return f"`{label}`: not measured yet (no complete point paired with {BASELINE_LOSS})."
     q_row = q_row if quality is not None and _measured(q_row) else None
     if no_resolved_difference(div_row, q_row):
-        numbers = f"{diversity} {delta_text(div_row)}" + (f", {quality} {delta_text(q_row)}" if q_row else "")
+        numbers = (f"{diversity} {delta_text(div_row)}{seed_disagreement(div_row)}"
+                   + (f"; {quality} {delta_text(q_row)}{seed_disagreement(q_row)}" if q_row else ""))
         return f"`{label}`: no difference from {BASELINE_LOSS} the test can resolve ({numbers})."
     parts = [_phrase(diversity_words(diversity, div_row), div_row, "by")]
     if q_row is not None:
@@ -397,6 +426,31 @@ def empty_outputs(points: list[Point], arm: Arm) -> tuple[int, int]:
     return sum(not text.strip() for text in predictions), len(predictions)
 
 
+LENGTH_CHANGE = 0.10  # a length change the verdict names: resolved by ci_sign and above 10% of ce's mean
+
+
+def length_words(verdict: TaskVerdict, arm: Arm) -> str:
+    """' Its outputs are 50% shorter than ce's (mean-length -11.1 [...]).' when the length change
+    is resolved and larger than LENGTH_CHANGE: distinct-n rises as outputs shorten, so a diversity
+    claim must be read with it."""
+    row = verdict.row("mean-length", arm)
+    if not _measured(row) or ci_sign(row) == 0 or row.baseline is None or not row.baseline.mean:
+        return ""
+    change = row.delta / row.baseline.mean
+    if abs(change) <= LENGTH_CHANGE:
+        return ""
+    return (f" Its outputs are {abs(change):.0%} {'shorter' if change < 0 else 'longer'} than "
+            f"{BASELINE_LOSS}'s (mean-length {delta_text(row)}).")
+
+
+def loop_words(verdict: TaskVerdict, arm: Arm) -> str:
+    """' Loops in 2% of its outputs against 19% for ce.' when the loop share differs (ci_sign)."""
+    row = verdict.row("loop-share", arm)
+    if not _measured(row) or ci_sign(row) == 0 or row.baseline is None:
+        return ""
+    return f" Loops in {row.arm.mean:.0%} of its outputs against {row.baseline.mean:.0%} for {BASELINE_LOSS}."
+
+
 def empty_words(verdict: TaskVerdict, arm: Arm) -> str:
     """' N of M test outputs are empty.' where any is, else ''."""
     empty, total = verdict.empty_outputs(arm)
@@ -422,7 +476,8 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
         rarest = verdict.row("nll-rarest", arm)
         mechanism = mechanism_sentence(rarest, verdict.row("nll-most-frequent", arm), verdict.bucket_share,
                                        verdict.seed_words(rarest))
-        lines.append(text + empty_words(verdict, arm) + f"\n  - {sampled_sentence(verdict, arm)}\n  - {mechanism}")
+        lines.append(text + length_words(verdict, arm) + empty_words(verdict, arm) + loop_words(verdict, arm)
+                     + f"\n  - {sampled_sentence(verdict, arm)}\n  - {mechanism}")
     return lines
 
 
@@ -573,9 +628,14 @@ def header_markdown(results_dir: Path, plan: ReferencePlan, arms: list[Arm], lab
 def rules_markdown() -> str:
     """How the sentences are made, stated once on the page."""
     return (f"How to read the verdicts: Δ is arm − {BASELINE_LOSS} of the same seed, averaged over the seeds both "
-            "ran, with its 95% paired-bootstrap CI over the test examples (docs/reporting.md). A CI that excludes 0 "
-            "is a difference the test resolves (\"raises\", \"lowers\", \"cost\", \"gain\"); one that holds 0 is "
-            f"not. The main diversity metric is the first of {', '.join(DIVERSITY_PREFERENCE)} that the task scores; "
+            "ran, with its 95% paired-bootstrap CI over the test examples (docs/reporting.md). A difference the "
+            "test resolves (\"raises\", \"lowers\", \"cost\", \"gain\") needs that CI to exclude 0 and, over several "
+            "seeds, also the hierarchical CI that resamples seeds, with every seed's own delta of the same sign; "
+            "otherwise the sentence names the seeds that disagree. A sentence names a length change when it is "
+            f"resolved and above {LENGTH_CHANGE:.0%} of {BASELINE_LOSS}'s mean length (distinct-n rises as outputs "
+            "shorten), and the empty and looping outputs where they differ. The main diversity metric is the first "
+            f"of {', '.join(DIVERSITY_PREFERENCE)} that the task scores (rarefied distinct-2 does not rise as outputs "
+            "shorten); "
             f"the main quality metric the first of {', '.join(QUALITY_PREFERENCE)} (BLEU where the task asks for the "
             "reference's wording, else ROUGE-L). The sampled decoding (nucleus p = 0.9, temperature 1, seeded by "
             "the point's seed) is read by the same rules. The likelihood sentence reads the teacher-forced NLL of "
