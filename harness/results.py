@@ -55,7 +55,7 @@ IDENTITY_EXCLUDED_TASK_KEYS = ("description", "license", "citation", "offline_mo
                                "training.logging_steps", "training.save_steps", "training.keep_checkpoints",
                                "training.keep", "training.report_to", "training.run_name", "training.project")
 # Task keys that choose only what is computed from the stored generations: changing them rescores a
-# point (harness.runner.rescore) and never retrains it, so they stay out of its identity.
+# point (harness.runner.scoring) and never retrains it, so they stay out of its identity.
 SCORING_TASK_KEYS = ("metrics",)
 # Keys added after format 2, left out of the identity while at their neutral value, so that adding
 # an option never renames (and reruns) the points that do not use it.

@@ -23,14 +23,14 @@ WEIGHTS = np.array([[2.0, 1.0, 0.0, 3.0], [0.0, 0.0, 4.0, 0.0], [1.0, 1.0, 1.0, 
 
 
 def _references(budget, n, size):
-    """References whose n-gram count gives the rarefaction budget `budget` (share 0.25)."""
-    return [" ".join(["x"] * (4 * budget + n - 1))] + [""] * (size - 1)
+    """References whose n-gram count gives the rarefaction budget `budget` (share 1/10)."""
+    return [" ".join(["x"] * (10 * budget + n - 1))] + [""] * (size - 1)
 
 
 def _rarefied(preds, n, budget):
     result = score(preds, _references(budget, n, len(preds)), metrics=[f"rarefied-distinct-{n}"], n_boot=0)
     result = result[f"rarefied-distinct-{n}"]
-    assert result.details == {"budget": budget, "share": 0.25, "tokens": "words"}
+    assert result.details == {"budget": budget, "share": 0.1, "tokens": "words"}
     return result.value
 
 
@@ -79,11 +79,11 @@ def test_rarefaction_budget_comes_from_the_references_by_the_diversity_tokens():
     refs = ["one two three four five", "six seven eight", "", "nine ten eleven twelve thirteen"]
     for preds in (PREDS, ["x"] * 4):  # the budget does not depend on the arm
         details = score(preds, refs, metrics=["rarefied-distinct-1", "rarefied-distinct-2"], n_boot=0)
-        assert details["rarefied-distinct-1"].details["budget"] == 13 // 4
-        assert details["rarefied-distinct-2"].details["budget"] == 10 // 4
+        assert details["rarefied-distinct-1"].details["budget"] == 13 // 10
+        assert details["rarefied-distinct-2"].details["budget"] == 10 // 10
     ctx = MetricContext(tokenize=lambda s: [ord(ch) for ch in s], diversity_tokens="subwords")
     result = score(PREDS, refs, metrics=["rarefied-distinct-1"], n_boot=0, context=ctx)["rarefied-distinct-1"]
-    assert result.details == {"budget": sum(map(len, refs)) // 4, "share": 0.25, "tokens": "subwords"}
+    assert result.details == {"budget": sum(map(len, refs)) // 10, "share": 0.1, "tokens": "subwords"}
 
 
 TEXTS = [
@@ -169,7 +169,7 @@ def test_compare_runs_every_length_robust_metric_paired():
     doubled = [t + " " + t for t in preds]
     shift = compare(preds, doubled, preds, metrics=LENGTH_ROBUST + ["distinct-1"], n_boot=100)
     assert shift["distinct-1"].b == pytest.approx(shift["distinct-1"].a / 2)
-    assert shift["rarefied-distinct-1"].details == {"budget": len(_ngrams(preds, 1)) // 4, "share": 0.25,
+    assert shift["rarefied-distinct-1"].details == {"budget": len(_ngrams(preds, 1)) // 10, "share": 0.1,
                                                     "tokens": "words"}
     assert 0.95 < shift["rarefied-distinct-1"].b / shift["rarefied-distinct-1"].a < 1.0
     assert shift["compression-ratio"].delta > 0 and shift["mattr"].delta < 0

@@ -157,3 +157,16 @@ def test_asking_a_finished_point_for_other_metrics_rescores_it_without_training(
     assert set(again.metrics["metrics"]) == {"distinct-1", "mean-length"}
     assert json.loads((first.path / PROVENANCE_FILE).read_text())["timings"] == timings
     assert "rescored" in capsys.readouterr().out
+
+
+def test_rescoring_a_point_from_before_format_3_keeps_its_further_decodings_not_measured(tmp_path):
+    earlier = REPO / "results/reference/bible/smollm2-135m/ce-s1-5822ad7d"
+    if not (earlier / METRICS_FILE).is_file() or json.loads((earlier / METRICS_FILE).read_text()).get("decodings"):
+        pytest.skip(f"{earlier} is not a committed point of result format 2 in this checkout")
+    copy = tmp_path / "results" / "bible" / "smollm2-135m" / earlier.name
+    shutil.copytree(earlier, copy)
+    metrics = [*read_config(copy).task["metrics"], "limit-share"]
+    assert rescore_point(copy, metrics) == "+limit-share"
+    new = json.loads((copy / METRICS_FILE).read_text())
+    assert new["decodings"] is None and new["token_likelihood"] is None  # still "not measured", not "none made"
+    assert new["metrics"]["limit-share"]["value"] is None and new["metrics"]["limit-share"]["details"]["not_measured"]

@@ -14,10 +14,10 @@ from harness.metrics import (  # noqa: F401  (register metrics)
 from harness.metrics.rare_tokens import rare_token_profile
 from harness.metrics.suite import (
     DEFAULT_METRICS, LENGTH_METRICS, LENGTH_ROBUST_METRICS, RARE_TOKEN_METRICS, MetricResult, PairedResult, compare,
-    score, validate_inputs,
+    needing_finished, score, validate_inputs,
 )
 
 __all__ = [
     "METRICS", "Batch", "Metric", "MetricContext", "DEFAULT_METRICS", "LENGTH_METRICS", "LENGTH_ROBUST_METRICS",
-    "RARE_TOKEN_METRICS", "MetricResult", "PairedResult", "compare", "score", "rare_token_profile", "token_ids_fn", "validate_inputs",
+    "RARE_TOKEN_METRICS", "MetricResult", "PairedResult", "compare", "needing_finished", "score", "rare_token_profile", "token_ids_fn", "validate_inputs",
 ]

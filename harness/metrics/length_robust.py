@@ -27,7 +27,10 @@ from scipy.special import gammaln
 from harness.metrics.base import Batch, register
 from harness.metrics.diversity import ngram_occurrences, token_ids
 
-RAREFACTION_SHARE = 0.25  # budget m = floor(share x the references' n-gram count)
+# Budget m = the references' n-gram count // 10: small enough that an arm whose outputs are a third
+# of the references' length (chitchat's PDL) is still measured on nearly every bootstrap resample.
+RAREFACTION_DIVISOR = 10
+RAREFACTION_SHARE = 1 / RAREFACTION_DIVISOR
 MTLD_THRESHOLD = 0.72  # McCarthy and Jarvis 2010's factor threshold (lexicalrichness's default)
 MATTR_WINDOW = 50  # words per moving window
 GZIP_LEVEL = 9
@@ -45,7 +48,7 @@ def rarefaction_budget(batch: Batch, n: int) -> int:
     """m from the references, which every arm and seed of a task shares: each arm is measured at
     the same m, and adding an arm never changes another arm's number."""
     n_grams = sum(max(len(tokens) - n + 1, 0) for tokens in batch.reference_tokens)
-    return math.floor(RAREFACTION_SHARE * n_grams)
+    return n_grams // RAREFACTION_DIVISOR
 
 
 def expected_types(counts: np.ndarray, m: int) -> np.ndarray:

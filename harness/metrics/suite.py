@@ -130,6 +130,12 @@ def checked_finished(finished: Any, n: int, label: str = "finished") -> list[boo
     return [bool(f) for f in finished]
 
 
+def needing_finished(names: list[str]) -> list[str]:
+    """The metrics among `names` that need each output's finished flag (limit-share): left out,
+    as not measured, where the generations do not record how outputs ended."""
+    return [name for name in names if "finished" in METRICS.get(name).needs]
+
+
 def _check_settings(n_boot: int, workers: int) -> None:
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         raise HarnessError(f"n_boot must be a non-negative integer, got {n_boot!r}", "use e.g. 1000")
@@ -174,7 +180,8 @@ def _memo_key(metric: Metric, batch: Batch, indices: np.ndarray) -> tuple | None
     texts = hashlib.sha256(json.dumps([batch.predictions, batch.references]).encode()).hexdigest()
     resamples = hashlib.sha256(indices.tobytes() + str(indices.shape).encode()).hexdigest()
     context = batch.context
-    subwords = id(context.tokenize) if context.diversity_tokens == "subwords" else None  # words need no tokenizer
+    # the tokenizer object itself (kept alive by the key, so its id cannot be reused); words need none
+    subwords = context.tokenize if context.diversity_tokens == "subwords" else None
     settings = (context.diversity_tokens, subwords, context.sentence_splitter, context.n_buckets,
                 context.self_bleu_max_outputs)
     return metric.name, metric.version, id(metric.compute), texts, resamples, settings

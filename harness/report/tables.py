@@ -152,7 +152,7 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
             result, seeds = deltas.get(arm, ({}, {}))
             if name in result:
                 r = result[name]
-                paired = {"delta": r.delta, "ci_low": finite_or_none(r.ci_low), "ci_high": finite_or_none(r.ci_high),
+                paired = {"delta": finite_or_none(r.delta), "ci_low": finite_or_none(r.ci_low), "ci_high": finite_or_none(r.ci_high),
                           "p_value": finite_or_none(r.p_value), "paired_seeds": tuple(seeds[name]),
                           **seed_level(r.details)}
             elif name == VALIDATION_CE and baseline is not None and arm != baseline:

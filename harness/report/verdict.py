@@ -15,6 +15,7 @@ in their metadata (plots.save_figure), and nothing depends on the clock, the hos
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -243,7 +244,15 @@ def quality_words(metric: str, row: Comparison) -> str:
 
 
 def _measured(row: Comparison | None) -> bool:
-    return row is not None and row.delta is not None
+    return row is not None and row.delta is not None and math.isfinite(row.delta)
+
+
+def diversity_fallback(verdict: "TaskVerdict", metric: str) -> str:
+    """' (rarefied-distinct-2 is undefined for its outputs: ...)' when an arm is read on a later metric."""
+    if metric == verdict.diversity:
+        return ""
+    return (f" ({verdict.diversity} is undefined for its outputs, which hold fewer n-grams than its budget; "
+            f"read on {metric})")
 
 
 def no_resolved_difference(div_row: Comparison, q_row: Comparison | None) -> bool:
@@ -320,8 +329,9 @@ def caveat(group: Group, plan: ReferencePlan) -> str:
     return (f"Caveat: {group.model}, {group.budget()}, {'/'.join(map(str, n_test))} test examples, run on "
             f"{device_words(group.points)}, seeds {seeds} of the planned {', '.join(map(str, plan.seeds))}. "
             "These numbers cannot say how the losses behave with larger models, full-data training budgets, "
-            "other decoding settings or other data; the CIs cover the sampling of test examples for the "
-            "seeds run, not the spread over more seeds (the ± std column shows the seeds' spread).")
+            "other decoding settings or other data; the CIs shown cover the sampling of test examples for "
+            "the seeds run (the ± std column shows the seeds' spread, and a sentence calls a change only when "
+            "the seeds agree too), not seeds never run.")
 
 
 def compute_seconds(points: list[Point]) -> float:
@@ -349,6 +359,15 @@ class TaskVerdict:
             group = self.results.group
             self._empty[arm] = empty_outputs(group.points, arm) if group is not None else (0, 0)
         return self._empty[arm]
+
+    def diversity_for(self, arm: Arm, decoding: str | None = None) -> str | None:
+        """The main diversity metric, or, for an arm whose outputs leave it undefined (rarefied
+        distinct-n of outputs with fewer n-grams than its budget), the next of DIVERSITY_PREFERENCE
+        that the arm has a delta on (diversity_fallback says so in its sentence)."""
+        if self.diversity is None:
+            return None
+        later = DIVERSITY_PREFERENCE[DIVERSITY_PREFERENCE.index(self.diversity):]
+        return next((m for m in later if _measured(self.row(m, arm, decoding))), self.diversity)
 
     def row(self, metric: str | None, arm: Arm, decoding: str | None = None) -> Comparison | None:
         """The table row of the arm on a metric (of a further decoding when named)."""
@@ -468,9 +487,11 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
     if baseline_empty := empty_words(verdict, arms[0]):
         lines.append(f"`{verdict.labels[arms[0]]}` (the baseline):{baseline_empty}")
     for arm in arms[1:]:
-        div_row = verdict.row(verdict.diversity, arm)
-        text = arm_sentence(verdict.labels[arm], verdict.diversity, div_row, verdict.quality,
+        diversity = verdict.diversity_for(arm)
+        div_row = verdict.row(diversity, arm)
+        text = arm_sentence(verdict.labels[arm], diversity, div_row, verdict.quality,
                             verdict.row(verdict.quality, arm))
+        text = text[:-1] + diversity_fallback(verdict, diversity) + "." if diversity_fallback(verdict, diversity) else text
         if div_row is not None and div_row.paired_seeds and list(div_row.paired_seeds) != group.seeds:
             text += f" Paired on seed(s) {', '.join(map(str, div_row.paired_seeds))} only."
         rarest = verdict.row("nll-rarest", arm)
@@ -483,11 +504,12 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
 
 def sampled_sentence(verdict: TaskVerdict, arm: Arm) -> str:
     """The same verdict rules read on the sampled decoding (nucleus p 0.9, temperature 1)."""
-    div_row = verdict.row(verdict.diversity, arm, SAMPLED)
+    diversity = verdict.diversity_for(arm, SAMPLED)
+    div_row = verdict.row(diversity, arm, SAMPLED)
     if not _measured(div_row):
         return "Sampled decoding: not measured (no paired point of result format 3 yet)."
-    reading = headline_reading(verdict.diversity, div_row, verdict.quality, verdict.row(verdict.quality, arm, SAMPLED))
-    numbers = f"{verdict.diversity} {delta_text(div_row)}"
+    reading = headline_reading(diversity, div_row, verdict.quality, verdict.row(verdict.quality, arm, SAMPLED))
+    numbers = f"{diversity} {delta_text(div_row)}"
     q_row = verdict.row(verdict.quality, arm, SAMPLED)
     if verdict.quality is not None and _measured(q_row):
         numbers += f", {verdict.quality} {delta_text(q_row)}"
@@ -499,18 +521,19 @@ def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
     rows = []
     for v in verdicts:
         for arm in arms[1:]:
-            div_row, q_row = v.row(v.diversity, arm), v.row(v.quality, arm)
-            reading = (headline_reading(v.diversity, div_row, v.quality, q_row) if v.diversity
+            diversity, sampled_diversity = v.diversity_for(arm), v.diversity_for(arm, SAMPLED)
+            div_row, q_row = v.row(diversity, arm), v.row(v.quality, arm)
+            reading = (headline_reading(diversity, div_row, v.quality, q_row) if diversity
                        else "not measured yet" if v.table is None else "no verdict")
             empty, total = v.empty_outputs(arm)
             if empty:
                 reading += f" ({empty} of {total} outputs empty)"
-            sampled, rarest = v.row(v.diversity, arm, SAMPLED), v.row("nll-rarest", arm)
+            sampled, rarest = v.row(sampled_diversity, arm, SAMPLED), v.row("nll-rarest", arm)
             cells = [v.results.task, v.labels[arm],
-                     f"{v.diversity} {delta_text(div_row)}" if div_row is not None and v.diversity else "",
+                     f"{diversity} {delta_text(div_row)}" if div_row is not None and diversity else "",
                      f"{v.quality} {delta_text(q_row)}" if q_row is not None and v.quality else "", reading,
-                     f"{v.diversity} {delta_text(sampled)}{v.fewer_seeds(sampled)}"
-                     if _measured(sampled) and v.diversity else NOT_MEASURED,
+                     f"{sampled_diversity} {delta_text(sampled)}{v.fewer_seeds(sampled)}"
+                     if _measured(sampled) and sampled_diversity else NOT_MEASURED,
                      f"{delta_text(rarest)}{v.fewer_seeds(rarest)}" if _measured(rarest) else NOT_MEASURED]
             rows.append(Row(cells, block_start=arm == arms[1]))
     return Grid(["task", "arm", f"diversity Δ vs {BASELINE_LOSS} [95% CI]", f"quality Δ vs {BASELINE_LOSS} [95% CI]",

@@ -39,7 +39,7 @@ def check_paired(a: PointResult, b: PointResult) -> dict[str, Any]:
 
 def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int = 1000,
                    trust_remote_code: bool = False) -> dict[str, Any]:
-    from harness.metrics import MetricContext, compare, token_ids_fn
+    from harness.metrics import MetricContext, compare, needing_finished, token_ids_fn
     from harness.models import load_tokenizer
 
     paired_checks = check_paired(a, b)  # before any tokenizer load or bootstrap
@@ -55,9 +55,12 @@ def compare_points(a: PointResult, b: PointResult, *, seed: int = 0, n_boot: int
         if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
             raise HarnessError(f"{a.path} and {b.path} generated for different test examples",
                                "rerun both arms with the same task config")
+        metrics, flags = list(config_a.task["metrics"]), (finished_flags(rows_a), finished_flags(rows_b))
+        if None in flags:  # generations from before result format 3: limit-share is not measured
+            metrics, flags = [m for m in metrics if m not in needing_finished(metrics)], (None, None)
         return compare([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
-                       [r["reference"] for r in rows_a], metrics=config_a.task["metrics"], context=context,
-                       n_boot=n_boot, seed=seed, finished_a=finished_flags(rows_a), finished_b=finished_flags(rows_b))
+                       [r["reference"] for r in rows_a], metrics=metrics, context=context,
+                       n_boot=n_boot, seed=seed, finished_a=flags[0], finished_b=flags[1])
 
     paired = compared(None)
     paired.update(_likelihood(a, b, counts, n_boot=n_boot, seed=seed))

@@ -28,14 +28,14 @@ def score_point(metrics: list[str], rows: list[dict], tokenizer, train_counts, *
     """One decoding's metrics with bootstrap CIs (seeded by the run's seed), plus its rare-token
     profile against the training frequencies. A metric that needs how each output ended gets a
     record with no value when the rows do not say (generations from before result format 3)."""
-    from harness.metrics import METRICS, MetricContext, rare_token_profile, score, token_ids_fn
+    from harness.metrics import METRICS, MetricContext, needing_finished, rare_token_profile, score, token_ids_fn
 
     predictions = [r["prediction"] for r in rows]
     references = [r["reference"] for r in rows]
     tokenize = token_ids_fn(tokenizer)
     context = MetricContext(train_counts=train_counts, tokenize=tokenize)
     finished = finished_flags(rows)
-    unmeasurable = [] if finished is not None else [name for name in metrics if "finished" in METRICS.get(name).needs]
+    unmeasurable = [] if finished is not None else needing_finished(metrics)
     measurable = [name for name in metrics if name not in unmeasurable]
     results = score(predictions, references, metrics=measurable, context=context, seed=seed,
                     finished=finished) if measurable else {}
@@ -114,9 +114,11 @@ def rescore_point(folder: Path, metrics: list[str], *, trust_remote_code: bool =
     for name in metrics:
         METRICS.get(name)  # unknown -> one line with did-you-mean, before anything is read
     folder = Path(folder)
+    if out_of_date(read_metrics(folder), metrics) is None:
+        return None  # the common case takes no lock: a read-only or busy tree can still be read
     lock = PointLock(PointStore(folder)).acquire()
     try:
-        record = read_metrics(folder)
+        record = read_metrics(folder)  # again, under the lock: another process may have rescored it
         reason = out_of_date(record, metrics)
         if reason is None:
             return None
@@ -130,6 +132,8 @@ def rescore_point(folder: Path, metrics: list[str], *, trust_remote_code: bool =
                                "rerun that point with --force")
         scored = score_decodings(metrics, rows, further, _tokenizer(config.model, trust_remote_code), counts,
                                  seed=config.seed)
+        if record.decodings is None:  # a point before result format 3 made no further decoding: not measured
+            scored["decodings"] = None
         from harness.provenance import git_hash
 
         rescored = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": git_hash(), "why": reason}
