@@ -68,7 +68,7 @@ def test_score_length_robust_metrics(tmp_path, capsys):
     expected = score([r["prediction"] for r in ROWS], [r["reference"] for r in ROWS], metrics=names, n_boot=50)
     assert data == {name: result.to_dict() for name, result in expected.items()}
     assert data["mattr"]["value"] is None  # 14 words, under MATTR's 50-word window
-    assert data["rarefied-distinct-1"]["details"]["budget"] == (7 + 6 + 4 + 5) // 4  # the references' words and marks
+    assert data["rarefied-distinct-1"]["details"]["budget"] == (7 + 6 + 4 + 5) // 10  # the references' words and marks
     assert data["compression-ratio"]["value"] > 0 and data["mtld"]["value"] > 0
     assert cli.main(["score", str(path), "--against", str(path), "--n-boot", "50", "--metrics", ",".join(names)]) == 0
     assert "rarefied-distinct-2" in capsys.readouterr().out
