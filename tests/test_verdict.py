@@ -264,6 +264,26 @@ def test_a_large_resolved_length_change_is_named_and_a_small_one_is_not():
     assert verdict.loop_words(Page({"loop-share": loops}), "arm") == " Loops in 2% of its outputs against 19% for ce."
 
 
+def test_an_arm_whose_outputs_leave_the_main_diversity_metric_undefined_is_read_on_the_next_one():
+    """rarefied distinct-2 is NaN for outputs with fewer bigrams than its budget: that arm's
+    sentence reads distinct-2 and says why, the other arms keep the main metric."""
+    from types import SimpleNamespace
+
+    def comparison(metric, label, delta):
+        low, high = (None, None) if delta is None else (delta - 0.01, delta + 0.01)
+        return Comparison(metric, True, ArmValue(label, 0.5), ArmValue("ce", 0.5), delta=delta, ci_low=low,
+                          ci_high=high)
+
+    short, fine = ("pdl", "{}"), ("face", "{}")
+    rows = [comparison("rarefied-distinct-2", "short", None), comparison("distinct-2", "short", 0.3),
+            comparison("rarefied-distinct-2", "fine", 0.05), comparison("distinct-2", "fine", 0.2)]
+    page = verdict.TaskVerdict(results=None, table=SimpleNamespace(rows=rows), quality=None,
+                               diversity="rarefied-distinct-2", labels={short: "short", fine: "fine"})
+    assert page.diversity_for(short) == "distinct-2" and page.diversity_for(fine) == "rarefied-distinct-2"
+    assert "rarefied-distinct-2 is undefined for its outputs" in verdict.diversity_fallback(page, "distinct-2")
+    assert verdict.diversity_fallback(page, "rarefied-distinct-2") == ""
+
+
 def test_rebuild_is_byte_identical(tree, page, tmp_path):
     built, text = page
     again = build(tree, tmp_path)
