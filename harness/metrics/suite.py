@@ -151,7 +151,9 @@ def estimates(metrics: list[Metric], batch: Batch,
     (no training counts, tokenizer or finished flags) is remembered for the same texts, settings and
     resamples (MTLD and semantic similarity cost seconds per call): same inputs, same numbers."""
     point, reps, todo = {}, {}, []
-    keys = {m.name: _memo_key(m, batch, indices) for m in metrics}
+    # hashed once per call and shared by every remembered metric's key (none when no metric is remembered)
+    inputs = _memo_inputs(batch, indices) if any(not m.needs for m in metrics) else ()
+    keys = {m.name: None if m.needs else (m.name, m.version, id(m.compute), *inputs) for m in metrics}
     for m in metrics:
         if keys[m.name] in _ESTIMATES:
             point[m.name], reps[m.name] = _ESTIMATES[keys[m.name]]
@@ -173,10 +175,9 @@ _ESTIMATES: dict[tuple, tuple[float, np.ndarray]] = {}  # oldest first
 _ESTIMATES_KEPT = 512
 
 
-def _memo_key(metric: Metric, batch: Batch, indices: np.ndarray) -> tuple | None:
-    """What fixes a text-only metric's estimates; None for a metric that reads anything else."""
-    if metric.needs:
-        return None
+def _memo_inputs(batch: Batch, indices: np.ndarray) -> tuple:
+    """What fixes a text-only metric's estimates besides the metric itself (one that reads training
+    counts, a tokenizer or finished flags declares it in `needs` and is not remembered)."""
     texts = hashlib.sha256(json.dumps([batch.predictions, batch.references]).encode()).hexdigest()
     resamples = hashlib.sha256(indices.tobytes() + str(indices.shape).encode()).hexdigest()
     context = batch.context
@@ -184,7 +185,7 @@ def _memo_key(metric: Metric, batch: Batch, indices: np.ndarray) -> tuple | None
     subwords = context.tokenize if context.diversity_tokens == "subwords" else None
     settings = (context.diversity_tokens, subwords, context.sentence_splitter, context.n_buckets,
                 context.self_bleu_max_outputs)
-    return metric.name, metric.version, id(metric.compute), texts, resamples, settings
+    return texts, resamples, settings
 
 
 def _details(metrics: list[Metric], batch: Batch) -> dict[str, dict]:

@@ -193,12 +193,20 @@ def main_metric(preference: tuple[str, ...], task_metrics: list[str]) -> str | N
     return next((name for name in preference if name in task_metrics), None)
 
 
-def example_sign(row: Comparison | None) -> int:
-    """+1 when the delta's 95% CI over test examples lies above 0, -1 when below, 0 when it holds 0
-    or there is none."""
-    if row is None or row.ci_low is None or row.ci_high is None:
+def interval_sign(low: float | None, high: float | None) -> int:
+    """+1 when an interval lies above 0, -1 when below, 0 when it holds 0 or there is none."""
+    if low is None or high is None:
         return 0
-    return 1 if row.ci_low > 0 else -1 if row.ci_high < 0 else 0
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def example_sign(row: Comparison | None) -> int:
+    """The sign of the delta's 95% CI over test examples (interval_sign)."""
+    return 0 if row is None else interval_sign(row.ci_low, row.ci_high)
+
+
+def _with_sign(delta: float, sign: int) -> bool:
+    return delta > 0 if sign > 0 else delta < 0
 
 
 def ci_sign(row: Comparison | None) -> int:
@@ -208,10 +216,8 @@ def ci_sign(row: Comparison | None) -> int:
     sign = example_sign(row)
     if sign == 0 or len(row.per_seed_deltas) < 2:
         return sign
-    low, high = row.seed_ci or (None, None)
-    seed_level = 0 if low is None else 1 if low > 0 else -1 if high < 0 else 0
-    agree = all((d > 0) if sign > 0 else (d < 0) for d in row.per_seed_deltas)
-    return sign if seed_level == sign and agree else 0
+    agree = all(_with_sign(d, sign) for d in row.per_seed_deltas)
+    return sign if interval_sign(*(row.seed_ci or (None, None))) == sign and agree else 0
 
 
 def seed_disagreement(row: Comparison | None) -> str:
@@ -221,7 +227,7 @@ def seed_disagreement(row: Comparison | None) -> str:
     if sign == 0 or ci_sign(row) != 0:
         return ""
     other = [f"seed {seed} {format_delta(d, DELTA_DIGITS)}" for seed, d in zip(row.paired_seeds, row.per_seed_deltas)
-             if not ((d > 0) if sign > 0 else (d < 0))]
+             if not _with_sign(d, sign)]
     if other:
         return "; not every seed agrees: " + ", ".join(other)
     return f"; the seed-level CI {format_interval(*row.seed_ci, DELTA_DIGITS)} holds 0" if row.seed_ci else ""
@@ -491,7 +497,8 @@ def arm_verdicts(verdict: TaskVerdict, arms: list[Arm]) -> list[str]:
         div_row = verdict.row(diversity, arm)
         text = arm_sentence(verdict.labels[arm], diversity, div_row, verdict.quality,
                             verdict.row(verdict.quality, arm))
-        text = text[:-1] + diversity_fallback(verdict, diversity) + "." if diversity_fallback(verdict, diversity) else text
+        if fallback := diversity_fallback(verdict, diversity):
+            text = f"{text[:-1]}{fallback}."  # inside the sentence, before its full stop
         if div_row is not None and div_row.paired_seeds and list(div_row.paired_seeds) != group.seeds:
             text += f" Paired on seed(s) {', '.join(map(str, div_row.paired_seeds))} only."
         rarest = verdict.row("nll-rarest", arm)
