@@ -14,13 +14,14 @@ PYTEST_ARGS ?=
 task_arg  = $(if $(TASK),--task $(TASK))
 model_arg = $(if $(MODEL),--model $(MODEL))
 
-.PHONY: install test test-fast check-floors bench sweep table plot report reference perf perf-metrics clean help
+.PHONY: install test test-fast check-floors bench sweep table plot report reference ablation perf perf-metrics clean help
 
 help:
 	@echo "make bench [TASK=name] [MODEL=id]   CE vs PDL on a task (default: the embedded offline task)"
 	@echo "make sweep TASK=name ALPHAS=.. SEEDS=.. LOSSES=..   every (loss, alpha, seed) point"
 	@echo "make table | plot | report          rebuild tables, figures, HTML report from results/"
 	@echo "make reference                      run the reference sweep's missing points (hours on a CPU), rebuild docs/results.md"
+	@echo "make ablation                       run the PDL ablation's missing points (hours on a CPU), rebuild docs/ablation.md"
 	@echo "make perf                           training/generation speed and memory, fast vs plain path (results/perf/)"
 	@echo "make perf-metrics                   time the metric suite on 11,334 XSum-sized pairs (results/perf/)"
 	@echo "make test                           the test suite (installs everything first)"
@@ -55,6 +56,9 @@ report: install
 
 reference: install
 	$(PDL) reference $(ARGS)
+
+ablation: install
+	$(PDL) ablation $(ARGS)
 
 perf: install
 	$(PDL) perf $(ARGS)

@@ -113,6 +113,17 @@ def hierarchical_replicates(per_seed: np.ndarray, seed: int) -> np.ndarray:
     return per_seed[seeds, np.arange(n_boot)[:, None]].mean(axis=1)
 
 
+def summarize_seeds(per_seed_deltas: Sequence[float], per_seed_reps: np.ndarray, delta: float, seed: int, *,
+                    bias_shift: bool) -> dict[str, object]:
+    """What a reviewer asks of a delta averaged over several seeds, beside summarize_paired's
+    example-level interval: each seed's own delta (`per_seed_deltas`) and the interval that also
+    resamples seeds (`hierarchical_ci`, None when undefined). `per_seed_reps` [S, n_boot]: each
+    seed's delta on every shared resample of test examples; the keys go into a PairedResult's details."""
+    low, high = interval(hierarchical_replicates(per_seed_reps, seed), delta, bias_shift=bias_shift)
+    return {"per_seed_deltas": [float(d) for d in per_seed_deltas],
+            "hierarchical_ci": [low, high] if math.isfinite(low) and math.isfinite(high) else None}
+
+
 def paired_p_value(delta: float, delta_reps: np.ndarray) -> float:
     """Two-sided paired bootstrap p-value of delta under the null of no difference (see module doc);
     NaN without a finite delta or with too few finite replicates."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from harness.errors import HarnessError
 from harness.frequency import TokenFrequencies, frequencies_from_token_ids
 from harness.losses import LOSSES, LossContext, build_loss, frequency_source, loss_context
+from harness.losses.pdl import OFFICIAL_OPTIONS, official_choices
 
 # Toy vocabulary of 5: id 0 is special (EOS-like) and never counted.
 COUNTS = np.array([0, 5, 3, 1, 1], dtype=np.int64)
@@ -169,8 +170,10 @@ def test_pdl_official_matches_hand_reference(seq2seq):
 
 # The official arithmetic as `pdl` options: the ablation's rungs are `pdl` with named options, and
 # its "official" end must be pdl-official itself (docs/losses: "The official arithmetic as options").
-OFFICIAL_OPTIONS = {"alpha": 1.0, "eps": 1e-7, "freq_source": "all_text", "freq_unit": "count",
-                    "normalization": "batch_weight_sum", "unseen_weight": "formula", "special_weight": "formula"}
+def test_the_official_choices_are_the_four_the_ablation_flips():
+    assert official_choices() == {"freq_source": ("all_text", "targets"),
+                                  "normalization": ("batch_weight_sum", "corpus_mean"),
+                                  "special_weight": ("formula", "neutral"), "unseen_weight": ("formula", "neutral")}
 
 
 def test_pdl_with_the_official_options_is_pdl_official_on_a_decoder_only_model(tiny_tokenizer, tiny_causal_dir):

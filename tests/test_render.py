@@ -6,6 +6,7 @@ The strings below are what the README and docs/reporting.md show; a change here 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -105,7 +106,8 @@ def _arm(label: str, mean: float, std: float | None) -> ArmValue:
 TABLE_ROWS = mark_best([
     Comparison("rouge1", True, _arm("ce", 18.712, 1.3977), n=30),
     Comparison("rouge1", True, _arm("pdl(alpha=1)", 17.874, 3.5056), _arm("ce", 18.712, 1.3977), delta=-0.838,
-               ci_low=-6.1026, ci_high=4.6136, p_value=0.000999, n=30, paired_seeds=(0, 1)),
+               ci_low=-6.1026, ci_high=4.6136, p_value=0.000999, n=30, paired_seeds=(0, 1),
+               per_seed_deltas=(-3.91234, 2.23634), seed_ci=(-7.4015, 5.0003)),
     Comparison("vocab-size", None, _arm("ce", 12345.6, None), n=30),
     Comparison("vocab-size", None, _arm("pdl(alpha=1)", 23456.7, None), _arm("ce", 12345.6, None), delta=11111.1,
                ci_low=9000.0, ci_high=13000.0, p_value=0.5, n=30, paired_seeds=(0,)),
@@ -122,28 +124,44 @@ def test_best_mean_follows_the_direction():
 def test_table_markdown_latex_html_are_pinned():
     grid = arm_grid(TABLE_ROWS)
     assert markdown_table(grid).splitlines() == [
-        "| metric | arm | mean ± std (seeds) | Δ vs CE [95% CI] | p | seeds | n |",
-        "|---|---|---:|---:|---:|---:|---:|",
-        "| rouge1 ↑ | ce | **18.71 ± 1.4** |  |  | 2 | 30 |",
-        "| rouge1 ↑ | pdl(alpha=1) | 17.87 ± 3.5 | -0.838 [-6.1, +4.61] | <0.001 | 2 | 30 |",
-        "| vocab-size | ce | 12346 |  |  | 1 | 30 |",
-        "| vocab-size | pdl(alpha=1) | 23457 | +11111 [+9000, +13000] | 0.5 | 1 | 30 |",
-        "| validation-ce ↓ | ce | **2.255 ± 0.0071** |  |  | 2 |  |",
-        "| validation-ce ↓ | pdl(alpha=1) | 2.355 ± 0.0071 | +0.1 |  | 2 |  |",
+        "| metric | arm | mean ± std (seeds) | Δ vs CE [95% CI] | p | seed CI | Δ per seed | seeds | n |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rouge1 ↑ | ce | **18.71 ± 1.4** |  |  |  |  | 2 | 30 |",
+        "| rouge1 ↑ | pdl(alpha=1) | 17.87 ± 3.5 | -0.838 [-6.1, +4.61] | <0.001 | [-7.4, +5] | -3.91 / +2.24 | 2 | 30 |",
+        "| vocab-size | ce | 12346 |  |  |  |  | 1 | 30 |",
+        "| vocab-size | pdl(alpha=1) | 23457 | +11111 [+9000, +13000] | 0.5 |  |  | 1 | 30 |",
+        "| validation-ce ↓ | ce | **2.255 ± 0.0071** |  |  |  |  | 2 |  |",
+        "| validation-ce ↓ | pdl(alpha=1) | 2.355 ± 0.0071 | +0.1 |  |  |  | 2 |  |",
     ]
     latex = latex_table(grid, "toy / tiny: 20 steps; seeds 0, 1. Δ = arm − CE").splitlines()
     assert latex[3:9] == [
-        r"\begin{tabular}{llrrrrr}", r"\toprule",
-        r"metric & arm & mean $\pm$ std (seeds) & $\Delta$ vs CE [95\% CI] & p & seeds & n \\", r"\midrule",
-        r"rouge1 $\uparrow$ & ce & \textbf{18.71 $\pm$ 1.4} &  &  & 2 & 30 \\",
-        r" & pdl(alpha=1) & 17.87 $\pm$ 3.5 & -0.838 [-6.1, +4.61] & <0.001 & 2 & 30 \\",
+        r"\begin{tabular}{llrrrrrrr}", r"\toprule",
+        r"metric & arm & mean $\pm$ std (seeds) & $\Delta$ vs CE [95\% CI] & p & seed CI & $\Delta$ per seed & seeds & n \\",
+        r"\midrule",
+        r"rouge1 $\uparrow$ & ce & \textbf{18.71 $\pm$ 1.4} &  &  &  &  & 2 & 30 \\",
+        r" & pdl(alpha=1) & 17.87 $\pm$ 3.5 & -0.838 [-6.1, +4.61] & <0.001 & [-7.4, +5] & -3.91 / +2.24 & 2 & 30 \\",
     ]
     assert latex[9] == r"\midrule" and latex[-2] == r"\caption{toy / tiny: 20 steps; seeds 0, 1. $\Delta$ = arm - CE}"
     html = html_table(grid)
     assert ('<tr class="block-start"><td>rouge1 ↑</td><td>ce</td><td class="num"><strong>18.71 ± 1.4</strong></td>'
-            '<td class="num"></td><td class="num"></td><td class="num">2</td><td class="num">30</td></tr>'
+            '<td class="num"></td><td class="num"></td><td class="num"></td><td class="num"></td>'
+            '<td class="num">2</td><td class="num">30</td></tr>'
             '<tr><td></td><td>pdl(alpha=1)</td><td class="num">17.87 ± 3.5</td>'
-            '<td class="num">-0.838 [-6.1, +4.61]</td><td class="num">&lt;0.001</td>') in html
+            '<td class="num">-0.838 [-6.1, +4.61]</td><td class="num">&lt;0.001</td>'
+            '<td class="num">[-7.4, +5]</td><td class="num">-3.91 / +2.24</td>') in html
+
+
+def test_only_a_delta_over_several_seeds_shows_a_seed_ci_and_its_per_seed_deltas():
+    """Seed CI and Δ per seed use the delta's digits; a seed-averaged delta whose hierarchical
+    interval is undefined still lists its seeds' deltas; a one-seed delta leaves both cells empty."""
+    base = _arm("ce", 0.5, 0.01)
+    three = Comparison("distinct-2", True, _arm("pdl", 0.6, 0.02), base, delta=0.1, ci_low=0.05, ci_high=0.15,
+                       p_value=0.01, n=30, paired_seeds=(0, 1, 2), per_seed_deltas=(0.12345, -0.0004567, 0.2),
+                       seed_ci=(-0.0123456, 0.2))
+    undefined = replace(three, seed_ci=None)
+    one = replace(three, paired_seeds=(0,), per_seed_deltas=(), seed_ci=None)
+    cells = [arm_grid([row]).rows[0].cells[5:7] for row in (three, undefined, one)]
+    assert cells == [["[-0.0123, +0.2]", "+0.123 / -0.000457 / +0.2"], ["", "+0.123 / -0.000457 / +0.2"], ["", ""]]
 
 
 @pytest.mark.parametrize("field", ["delta", "ci_low", "ci_high", "p_value"])

@@ -75,7 +75,7 @@ def train_log(arm: int, seed: int, steps: int = 20) -> list[dict]:
 
 
 def write_tree(root: Path, *, seeds=(0, 1), arms=ARMS, task=None, model=MODEL, steps=20, partial=True,
-               extra_metrics=None) -> Path:
+               extra_metrics=None, metric_details=None) -> Path:
     task = task or task_config("toy", max_steps=steps, metrics=sorted(VALUES[(0, 0)]))
     counts = np.arange(60, 0, -1)
     for index, (loss, options) in enumerate(arms):
@@ -85,7 +85,8 @@ def write_tree(root: Path, *, seeds=(0, 1), arms=ARMS, task=None, model=MODEL, s
                     for i, (p, r) in enumerate(zip(predictions(index, seed), REFERENCES))]
             write_point(root, task, model, loss, options, seed, generations=rows, metric_values=values,
                         validation_ce=VALIDATION_CE[(index % 3, seed % 2)], train_log=train_log(index % 3, seed, steps),
-                        train_counts=counts, profile=profile(index % 3), global_steps=steps, n_train=32)
+                        train_counts=counts, profile=profile(index % 3), global_steps=steps, n_train=32,
+                        metric_details=metric_details)
     if partial:
         write_point(root, task, model, "pdl", {"alpha": 2.0}, 0, generations=[], metric_values=None)
     return root
@@ -140,23 +141,23 @@ def test_table_markdown_is_pinned(tree):
     assert to_markdown(table).splitlines() == [
         "### toy / org/Tiny-LM: 20 steps, 32 train examples; seeds 0, 1",
         "",
-        "| metric | arm | mean ± std (seeds) | Δ vs CE [95% CI] | p | seeds | n |",
-        "|---|---|---:|---:|---:|---:|---:|",
-        "| rouge1 ↑ | ce | **21 ± 1.4** |  |  | 2 | 6 |",
-        "| rouge1 ↑ | pdl(alpha=0.5) | 20 ± 1.4 |  |  | 2 | 6 |",
-        "| rouge1 ↑ | pdl(alpha=1) | 16 ± 1.4 |  |  | 2 | 6 |",
-        "| distinct-1 ↑ | ce | 0.11 ± 0.014 |  |  | 2 | 6 |",
-        "| distinct-1 ↑ | pdl(alpha=0.5) | 0.23 ± 0.042 |  |  | 2 | 6 |",
-        "| distinct-1 ↑ | pdl(alpha=1) | **0.3 ± 0.014** |  |  | 2 | 6 |",
-        "| distinct-2 ↑ | ce | 0.32 ± 0.028 |  |  | 2 | 6 |",
-        "| distinct-2 ↑ | pdl(alpha=0.5) | 0.54 ± 0.057 |  |  | 2 | 6 |",
-        "| distinct-2 ↑ | pdl(alpha=1) | **0.68 ± 0.028** |  |  | 2 | 6 |",
-        "| mean-length | ce | 6.25 ± 0.35 |  |  | 2 | 6 |",
-        "| mean-length | pdl(alpha=0.5) | 7.25 ± 0.35 |  |  | 2 | 6 |",
-        "| mean-length | pdl(alpha=1) | 5.25 ± 0.35 |  |  | 2 | 6 |",
-        "| validation-ce ↓ | ce | **2.1 ± 0.14** |  |  | 2 |  |",
-        "| validation-ce ↓ | pdl(alpha=0.5) | 2.45 ± 0.071 | +0.35 |  | 2 |  |",
-        "| validation-ce ↓ | pdl(alpha=1) | 3.05 ± 0.071 | +0.95 |  | 2 |  |",
+        "| metric | arm | mean ± std (seeds) | Δ vs CE [95% CI] | p | seed CI | Δ per seed | seeds | n |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rouge1 ↑ | ce | **21 ± 1.4** |  |  |  |  | 2 | 6 |",
+        "| rouge1 ↑ | pdl(alpha=0.5) | 20 ± 1.4 |  |  |  |  | 2 | 6 |",
+        "| rouge1 ↑ | pdl(alpha=1) | 16 ± 1.4 |  |  |  |  | 2 | 6 |",
+        "| distinct-1 ↑ | ce | 0.11 ± 0.014 |  |  |  |  | 2 | 6 |",
+        "| distinct-1 ↑ | pdl(alpha=0.5) | 0.23 ± 0.042 |  |  |  |  | 2 | 6 |",
+        "| distinct-1 ↑ | pdl(alpha=1) | **0.3 ± 0.014** |  |  |  |  | 2 | 6 |",
+        "| distinct-2 ↑ | ce | 0.32 ± 0.028 |  |  |  |  | 2 | 6 |",
+        "| distinct-2 ↑ | pdl(alpha=0.5) | 0.54 ± 0.057 |  |  |  |  | 2 | 6 |",
+        "| distinct-2 ↑ | pdl(alpha=1) | **0.68 ± 0.028** |  |  |  |  | 2 | 6 |",
+        "| mean-length | ce | 6.25 ± 0.35 |  |  |  |  | 2 | 6 |",
+        "| mean-length | pdl(alpha=0.5) | 7.25 ± 0.35 |  |  |  |  | 2 | 6 |",
+        "| mean-length | pdl(alpha=1) | 5.25 ± 0.35 |  |  |  |  | 2 | 6 |",
+        "| validation-ce ↓ | ce | **2.1 ± 0.14** |  |  |  |  | 2 |  |",
+        "| validation-ce ↓ | pdl(alpha=0.5) | 2.45 ± 0.071 | +0.35 |  |  | +0.5 / +0.2 | 2 |  |",
+        "| validation-ce ↓ | pdl(alpha=1) | 3.05 ± 0.071 | +0.95 |  |  | +1 / +0.9 | 2 |  |",
         "",
         "↑/↓: higher/lower is better; bold: best mean per metric. Δ = arm − CE of the same seed; 95% paired "
         "bootstrap CI over test examples; p: two-sided paired bootstrap.",
@@ -186,6 +187,49 @@ def test_a_seed_averaged_row_carries_each_seeds_delta_and_the_hierarchical_inter
     per_seed = [spec.corpus_value(predictions(2, s), refs) - spec.corpus_value(predictions(0, s), refs) for s in (0, 1)]
     assert [float(d) for d in row["per_seed_deltas"].split(",")] == pytest.approx(per_seed)
     assert row["seed_ci_low"] <= row["delta"] <= row["seed_ci_high"]
+
+
+def test_a_seed_averaged_row_shows_its_seed_ci_and_per_seed_deltas_in_markdown_latex_and_html(tables, tree):
+    """Beside the CI over test examples, with the delta's digits, and a footnote telling the two apart."""
+    from harness.numbers import format_delta, format_interval
+    from harness.render.cells import DELTA_DIGITS
+
+    (table,) = tables
+    row = rows_of(table, "mean-length").loc["pdl(alpha=1)"]
+    seed_ci = format_interval(row["seed_ci_low"], row["seed_ci_high"], DELTA_DIGITS)
+    per_seed = " / ".join(format_delta(float(d), DELTA_DIGITS) for d in row["per_seed_deltas"].split(","))
+    markdown = to_markdown(table)
+    line = next(line for line in markdown.splitlines() if line.startswith("| mean-length | pdl(alpha=1) |"))
+    assert line.split(" | ")[5:7] == [seed_ci, per_seed] and seed_ci.startswith("[") and " / " in per_seed
+    assert "seed CI, the hierarchical 95% CI, also resamples the seeds" in markdown
+    assert f"& {seed_ci} & {per_seed} &" in to_latex(table)
+    html = render_report(collect(tree), TableSettings(n_boot=200), n_examples=0)
+    assert f'<td class="num">{seed_ci}</td><td class="num">{per_seed}</td>' in html
+    assert "also resamples the seeds" in html
+
+
+def test_a_rarefied_distinct_row_states_its_budget_under_the_table(tmp_path):
+    """m is read from each point's details; an arm measured at another m is named; no such row, no note."""
+    import json
+
+    details = {"rarefied-distinct-2": {"budget": 7, "share": 0.1, "tokens": "words"}}
+    root = write_tree(tmp_path, partial=False, extra_metrics={"rarefied-distinct-2": 0.5}, metric_details=details)
+    same = ("rarefied-distinct-2: expected distinct 2-grams in a subsample of m = 7 2-grams (the references' "
+            "2-grams // 10), the same m for every arm.")
+    (table,) = build_tables(collect(root), TableSettings(deltas=False))
+    assert same in to_markdown(table)
+    html = render_report(collect(root), TableSettings(deltas=False), n_examples=0)
+    assert same.replace("'", "&#x27;") in html
+    point = next(p for p in root.rglob("pdl-a0.5-s1-*") if p.is_dir())
+    record = json.loads((point / "metrics.json").read_text())
+    record["metrics"]["rarefied-distinct-2"]["details"]["budget"] = 9
+    (point / "metrics.json").write_text(json.dumps(record))
+    (table,) = build_tables(collect(root), TableSettings(deltas=False))
+    assert ("rarefied-distinct-2: expected distinct 2-grams in a subsample of m 2-grams (the references' 2-grams "
+            "// 10), but not the same m for every arm: ce m = 7, pdl(alpha=0.5) m = 7 and m = 9, pdl(alpha=1) m = 7."
+            in table.notes)
+    (table,) = build_tables(collect(root), TableSettings(deltas=False, metrics=("distinct-2",)))
+    assert not any("rarefied" in note for note in table.notes)
 
 
 def test_one_seed_equals_the_ordinary_paired_bootstrap():

@@ -18,12 +18,13 @@ from test_report import MODEL, REFERENCES, predictions, rows_of, write_tree
 COUNTS = np.arange(60, 0, -1)
 
 
-def scores(arm: int) -> dict[str, np.ndarray]:
-    """Per-token teacher-forced scores of the 6 references: arm 1 is better on rare ids (>= 30)."""
+def scores(arm: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-token teacher-forced scores of the 6 references: arm 1 is better on rare ids (>= 30), by
+    more at a later seed."""
     rng = np.random.default_rng(0)
     example = np.repeat(np.arange(len(REFERENCES)), 5)
     token = rng.integers(0, 60, size=example.size)
-    nll = rng.uniform(1.0, 3.0, size=example.size) - (0.4 * (token >= 30) - 0.1 * (token < 30)) * arm
+    nll = rng.uniform(1.0, 3.0, size=example.size) - (0.4 * (token >= 30) - 0.1 * (token < 30)) * arm * (1 + seed)
     return {"example": example, "token": token, "nll": nll, "correct": nll < 1.5}
 
 
@@ -92,3 +93,24 @@ def test_an_earlier_format_point_shows_not_measured_and_the_greedy_rows_keep_the
     assert greedy == [r for r in render_markdown([new], []).splitlines() if r.startswith(
         ("| distinct", "| rouge1", "| validation-ce"))]
     assert MODEL in text
+
+
+def test_likelihood_rows_over_seeds_carry_each_seeds_delta_and_the_seed_level_interval(tmp_path):
+    """As the text metrics' rows do, so the table shows them and the verdict reads them by one rule."""
+    from harness.report.table_render import to_markdown
+    from harness.results import read_config
+
+    root = write_tree(tmp_path, arms=[("ce", {}), ("pdl", {"alpha": 0.5})], partial=False)  # seeds 0 and 1
+    for point in sorted(p for p in root.rglob("*-s*-*") if p.is_dir()):
+        config = read_config(point)
+        add_load_time_measurements(point, token_scores=scores(int(config.loss == "pdl"), config.seed),
+                                   train_counts=COUNTS, n_buckets=3, decodings={})
+    [table] = build_tables(collect(root), TableSettings(n_boot=200))
+    rarest = rows_of(table, "nll-rarest").loc["pdl(alpha=0.5)"]
+    per_seed = [bucket_sums(**scores(1, seed), train_counts=COUNTS, n_examples=6, n_buckets=3).mean("nll")[0, 2]
+                - bucket_sums(**scores(0, seed), train_counts=COUNTS, n_examples=6, n_buckets=3).mean("nll")[0, 2]
+                for seed in (0, 1)]
+    assert [float(d) for d in rarest["per_seed_deltas"].split(",")] == pytest.approx(per_seed)
+    assert rarest["seed_ci_low"] <= rarest["delta"] <= rarest["seed_ci_high"] < 0
+    line = next(r for r in to_markdown(table).splitlines() if r.startswith("| nll-rarest ↓ | pdl(alpha=0.5) |"))
+    assert line.split(" | ")[5].startswith("[-") and " / " in line.split(" | ")[6]

@@ -206,3 +206,31 @@ def test_a_seed_averaged_delta_records_each_seeds_delta_and_the_hierarchical_int
     length = result["mean-length"]
     assert length.details["per_seed_deltas"][1] > length.details["per_seed_deltas"][0]  # "beta beta" is longer
     assert length.details["hierarchical_ci"][1] - length.details["hierarchical_ci"][0] > length.ci_high - length.ci_low
+
+
+def test_likelihood_rows_over_several_seeds_record_each_seeds_delta_and_the_hierarchical_interval():
+    """The likelihood rows get the text metrics' seed-level record (stats.summarize_seeds): each
+    seed's delta is that seed's own comparison, and seeds that disagree widen the interval that
+    resamples them beyond the interval over test examples. One seed records neither."""
+    from harness.metrics.likelihood import LIKELIHOOD_ROWS, bucket_sums, compare_likelihood
+
+    rng = np.random.default_rng(0)
+    n, per = 40, 6
+    example, counts = np.repeat(np.arange(n), per), np.arange(30, 0, -1)
+    token, nll = rng.integers(0, 30, size=n * per), rng.uniform(0.5, 3.0, size=n * per)
+
+    def sums(shift: float):
+        return bucket_sums(example, token, nll + shift, nll + shift < 1.0, counts, n, n_buckets=3)
+
+    base = sums(0.0)
+    runs = [(base, sums(shift)) for shift in (-0.3, 0.1, 0.5)]  # the seeds disagree on the sign
+    names = list(LIKELIHOOD_ROWS)
+    together = compare_likelihood(runs, names, n_boot=300, seed=0)
+    for name in names:
+        alone = [compare_likelihood([run], [name], n_boot=300, seed=0)[name] for run in runs]
+        assert alone[0].details == {}  # one seed: nothing seed-level to record
+        assert together[name].details["per_seed_deltas"] == pytest.approx([r.delta for r in alone])
+    test_ce = together["test-ce"]
+    low, high = test_ce.details["hierarchical_ci"]
+    assert low < 0 < high and low <= test_ce.delta <= high
+    assert high - low > 2 * (test_ce.ci_high - test_ce.ci_low)

@@ -16,7 +16,7 @@ from test_store import hold_lock
 
 from harness.cli import build_parser, main
 from harness.commands._common import field_default, run_config
-from harness.results import CONFIG_FILE, ERROR_FILE, METRICS_FILE, read_config
+from harness.results import CONFIG_FILE, ERROR_FILE, METRICS_FILE, PROVENANCE_FILE, read_config
 from harness.runner.config import RunConfig
 from harness.runner.launch import run_arguments
 from harness.runner.point import resolve
@@ -191,6 +191,32 @@ def test_a_local_sweep_records_every_failure_and_status_shows_each_point(task_fi
     assert not (folders["pdl-a0.5-s0"] / ERROR_FILE).exists()  # a later success shows no old failure
     assert len(list(folders["pdl-a0.5-s0"].glob(EARLIER_ERROR_PREFIX + "*.json"))) == 1  # kept, aside
     assert len(sweep["launches"]) == 2
+
+
+@pytest.mark.slow
+def test_a_sweep_rescores_its_finished_points_whose_scores_are_out_of_date(task_file, tmp_path, capsys):  # noqa: F811
+    """As `run` does for a finished point: from its stored generations, nothing trained or generated
+    again; --dry-run rescores nothing."""
+    results = tmp_path / "results"
+    argv = ["sweep", "--task", str(task_file), "--losses", "ce", "--results-dir", str(results), "--no-progress"]
+    assert main(argv) == 0
+    [folder] = point_folders(results)
+    provenance = (folder / PROVENANCE_FILE).read_bytes()
+    scored = lambda: set(json.loads((folder / METRICS_FILE).read_text())["metrics"])  # noqa: E731
+    fewer = [*argv, "--set", "metrics=[distinct-1,mean-length]"]
+    assert scored() != {"distinct-1", "mean-length"}
+    assert main([*fewer, "--dry-run"]) == 0
+    assert scored() != {"distinct-1", "mean-length"}
+    capsys.readouterr()
+
+    assert main(fewer) == 0
+    out = capsys.readouterr().out
+    assert "1 points: 0 to run, 1 complete (skipped)" in out
+    assert "rescore: 1 of 1 finished points rescored from their stored generations" in out
+    assert scored() == {"distinct-1", "mean-length"}
+    assert read_config(folder).task["metrics"] == ["distinct-1", "mean-length"]
+    assert (folder / PROVENANCE_FILE).read_bytes() == provenance  # not trained or generated again
+    assert main(fewer) == 0 and "0 of 1 finished points rescored" in capsys.readouterr().out
 
 
 def test_status_without_a_recorded_sweep_says_so(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from harness.reference_plan import PLAN_FILE
+
 HELP = "run the reference sweep (results/reference/plan.yaml) and rebuild the verdict page docs/results.md"
 DESCRIPTION = """\
 Read the reference plan (<results-dir>/plan.yaml: tasks, arms, seeds), run every planned point
@@ -22,24 +24,29 @@ DEFAULT_OUT = Path("docs/results.md")
 DEFAULT_FIGURES = Path("docs/results")
 
 
-def add_arguments(parser):
+def add_page_arguments(parser, *, plan_file: str, out: Path, figures: Path) -> None:
+    """The options of a command that runs one plan of the reference tree and rebuilds its page
+    (`reference`, `ablation`)."""
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
-                        help=f"the reference tree, holding plan.yaml (default: {DEFAULT_RESULTS})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the verdict page (default: {DEFAULT_OUT})")
-    parser.add_argument("--figures-dir", type=Path, default=DEFAULT_FIGURES,
-                        help=f"where the page's PNG figures go (default: {DEFAULT_FIGURES})")
+                        help=f"the results tree holding {plan_file} (default: {DEFAULT_RESULTS})")
+    parser.add_argument("--out", type=Path, default=out, help=f"the page (default: {out})")
+    parser.add_argument("--figures-dir", type=Path, default=figures,
+                        help=f"where the page's PNG figures go (default: {figures})")
     parser.add_argument("--no-run", action="store_true",
                         help="run nothing: only rebuild the page from the points already in the tree")
 
 
-def run(args) -> int:
+def run_page(args, plan_file: str, build_page, check=None) -> int:
+    """Read the plan, `check` it (a plan the page cannot read fails before hours of running), run
+    its unfinished points unless --no-run, then rebuild the page with `build_page`."""
     import matplotlib
 
     matplotlib.use("Agg")
     from harness.reference_plan import read_plan
-    from harness.report.verdict import build_verdict
 
-    plan = read_plan(args.results_dir)
+    plan = read_plan(args.results_dir, plan_file)
+    if check is not None:
+        check(plan)
     outcomes = None
     if not args.no_run:
         # ---- the running part: harness.runner.reference runs the unfinished planned points ----
@@ -49,11 +56,21 @@ def run(args) -> int:
         outcomes = run_reference_points(plan, args.results_dir, progress=True)
         if outcomes:
             print_summary(outcomes)
-    page = build_verdict(args.results_dir, plan, args.out, args.figures_dir)
-    print(f"written: {page.out} and {len(page.figures)} figures under {args.figures_dir} "
+    page = build_page(args.results_dir, plan, args.out, args.figures_dir)
+    print(f"written: {page.out} and {len(page.figures)} figure(s) under {args.figures_dir} "
           f"({page.complete} of {page.planned} planned points complete)")
     if outcomes is None:
         return 0
     from harness.runner.sweep import exit_code
 
     return exit_code(outcomes)
+
+
+def add_arguments(parser):
+    add_page_arguments(parser, plan_file=PLAN_FILE, out=DEFAULT_OUT, figures=DEFAULT_FIGURES)
+
+
+def run(args) -> int:
+    from harness.report.verdict import build_verdict
+
+    return run_page(args, PLAN_FILE, build_verdict)

@@ -17,7 +17,11 @@ DESCRIPTION = """\
 Runs the grid losses x alphas x seeds x every --grid key (losses without an alpha run once per
 seed). Every point is resolved first, so a bad value fails before anything runs. Finished points
 are skipped, so the same command continues an interrupted sweep, retries failed points and
-resumes cut-short ones from their last checkpoint.
+resumes cut-short ones from their last checkpoint. A finished point whose scores are out of date
+(its task's metric list changed, e.g. by --set metrics=[...], or a metric's version was raised)
+is first rescored from its stored generations, as `run` does for it: nothing is trained or
+generated again (`pdl-bench rescore` does the same for a whole results tree). --dry-run rescores
+nothing; a point that cannot be rescored is named and makes the sweep exit 1.
 
 Launchers:
   --launcher local (default)  the points run one after another in this process; with --gpus 0,1,2,3
@@ -111,12 +115,26 @@ def run(args) -> int:
     skipped = skipped_outcomes(points, todo)
     for outcome in skipped:
         print(f"  {outcome.label}: {outcome.state}")
+    not_rescored = rescore_skipped(args, points)
     run_points = submit_to_slurm if args.launcher == "slurm" else run_here
     outcomes = run_points(args, points, todo, options)
     if outcomes is None:
-        return 0  # submitted, not waited for
+        return int(not_rescored)  # submitted, not waited for
     print_summary(skipped + outcomes)
-    return exit_code(outcomes)
+    return max(exit_code(outcomes), int(not_rescored))
+
+
+def rescore_skipped(args, points) -> bool:
+    """Rescore the finished points whose scores are out of date, as `run` does for a finished
+    point (only the main process under torchrun: one writer per point); True when one could not be."""
+    from harness.runner.dist import process_state
+    from harness.runner.launch import rescore_finished
+
+    if not process_state().is_main_process:
+        return False
+    summary = rescore_finished(points, force=args.force, trust_remote_code=args.trust_remote_code,
+                               progress=not args.no_progress)
+    return bool(summary.problems)
 
 
 def skipped_outcomes(points, todo):

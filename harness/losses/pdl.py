@@ -65,6 +65,21 @@ class PDLOfficialConfig(BaseModel):
         "fixed: the official code counts the whole text column (prompt + target)"))
 
 
+# The official trainer.py arithmetic as `pdl` options: tests/test_losses.py checks that `pdl` with
+# them gives pdl-official's weights (up to one constant), loss and gradients; the ablation
+# (results/reference/ablation.yaml) flips the choices where they differ from pdl's defaults.
+OFFICIAL_OPTIONS = {"alpha": 1.0, "eps": 1e-7, "freq_source": "all_text", "freq_unit": "count",
+                    "normalization": "batch_weight_sum", "unseen_weight": "formula", "special_weight": "formula"}
+
+
+def official_choices() -> dict[str, tuple[str, str]]:
+    """{option: (official value, pdl default)} for each option where the official arithmetic and
+    pdl's defaults differ, in PDLConfig's order: the choices the ablation varies one at a time."""
+    default = PDLConfig().model_dump()
+    return {name: (OFFICIAL_OPTIONS[name], value) for name, value in default.items()
+            if name in OFFICIAL_OPTIONS and OFFICIAL_OPTIONS[name] != value}
+
+
 def _raw_weights(counts: np.ndarray, alpha: float, eps: float, unit: str) -> np.ndarray:
     freq = counts.astype(np.float64)
     if unit == "relative" and freq.sum() > 0:

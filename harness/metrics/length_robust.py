@@ -86,20 +86,21 @@ def _rarefied_distinct(stats: Rarefaction, weights: np.ndarray) -> np.ndarray:
     return expected_types(pooled, stats.budget) / max(stats.budget, 1)
 
 
-def _register_rarefied(n: int) -> None:
+def _register_rarefied(name: str, n: int) -> None:
     def details(batch: Batch) -> dict:
         return {"budget": rarefaction_budget(batch, n), "share": RAREFACTION_SHARE,
                 "tokens": batch.context.diversity_tokens}
 
-    register(f"rarefied-distinct-{n}", "corpus", True,
+    register(name, "corpus", True,
              f"Expected distinct {n}-grams in m {n}-grams drawn without replacement from the pooled outputs, "
              f"/ m (Hurlbert 1971); m = {RAREFACTION_SHARE} x the references' {n}-grams (details.budget). "
              f"NaN when the outputs have fewer than m {n}-grams.",
              evaluate=_rarefied_distinct, details=details, bounds=(0.0, 1.0))(lambda batch: _rarefaction(batch, n))
 
 
-for _n in (1, 2):
-    _register_rarefied(_n)
+RAREFIED_METRICS = {f"rarefied-distinct-{n}": n for n in (1, 2)}  # name -> n
+for _name, _n in RAREFIED_METRICS.items():
+    _register_rarefied(_name, _n)
 
 
 # ---------------------------------------------------------------- resampled corpora

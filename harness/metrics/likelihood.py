@@ -121,21 +121,19 @@ def paired_bucket_deltas(runs: list[tuple[BucketSums, BucketSums]], quantity: st
     """Per bucket, arm B - arm A of the quantity's mean, averaged over seeds (one (A, B) pair per
     seed, all on the same test examples), with the paired bootstrap interval and p-value over test
     examples: one resample shared by every seed and bucket, as harness.metrics.paired does for the
-    text metrics. A bucket that one arm pair leaves without tokens has no delta (None)."""
+    text metrics, and with several seeds each seed's delta and the hierarchical interval
+    (stats.summarize_seeds) as they get them. A bucket that one arm pair leaves without tokens has
+    no delta (None)."""
     n = runs[0][0].tokens.shape[0]
     if any(a.tokens.shape != b.tokens.shape or a.tokens.shape[0] != n for a, b in runs):
         raise HarnessError("paired likelihood tables differ in examples or buckets",
                            "compare points scored on the same test split with the same buckets")
     width = runs[0][0].n_buckets + 1
     indices = stats.resample_indices(n, n_boot, seed)
-    mean_a, mean_b = np.zeros(width), np.zeros(width)
-    reps = np.zeros((indices.shape[0], width))
-    for a, b in runs:
-        mean_a += a.mean(quantity)[0]
-        mean_b += b.mean(quantity)[0]
-        for rows, weights in stats.weight_chunks(indices):
-            reps[rows] += b.mean(quantity, weights) - a.mean(quantity, weights)
-    mean_a, mean_b, reps = mean_a / len(runs), mean_b / len(runs), reps / len(runs)
+    means_a = np.stack([a.mean(quantity)[0] for a, _ in runs])  # [seeds, buckets]
+    means_b = np.stack([b.mean(quantity)[0] for _, b in runs])
+    per_seed = np.stack([_delta_replicates(a, b, quantity, indices) for a, b in runs])  # [seeds, n_boot, buckets]
+    mean_a, mean_b, reps = means_a.mean(axis=0), means_b.mean(axis=0), per_seed.mean(axis=0)
     present = np.all([(a.tokens.sum(axis=0) > 0) & (b.tokens.sum(axis=0) > 0) for a, b in runs], axis=0)
     out = []
     for bucket in range(width):
@@ -144,10 +142,21 @@ def paired_bucket_deltas(runs: list[tuple[BucketSums, BucketSums]], quantity: st
             row.update(a=float(mean_a[bucket]), b=float(mean_b[bucket]),
                        **stats.summarize_paired(float(mean_a[bucket]), float(mean_b[bucket]), reps[:, bucket],
                                                 bias_shift=False))
+            if len(runs) > 1:
+                row.update(stats.summarize_seeds(means_b[:, bucket] - means_a[:, bucket], per_seed[:, :, bucket],
+                                                 row["delta"], seed, bias_shift=False))
         else:
             row.update(a=None, b=None, delta=None, ci_low=None, ci_high=None, p_value=None)
         out.append(row)
     return out
+
+
+def _delta_replicates(a: BucketSums, b: BucketSums, quantity: str, indices: np.ndarray) -> np.ndarray:
+    """B - A of the quantity's mean per bucket on every resample of `indices`: [n_boot, buckets]."""
+    reps = np.empty((indices.shape[0], a.n_buckets + 1))
+    for rows, weights in stats.weight_chunks(indices):
+        reps[rows] = b.mean(quantity, weights) - a.mean(quantity, weights)
+    return reps
 
 
 def point_bucket_sums(scores: dict[str, np.ndarray], train_counts: np.ndarray, n_examples: int,
@@ -160,7 +169,9 @@ def point_bucket_sums(scores: dict[str, np.ndarray], train_counts: np.ndarray, n
 def compare_likelihood(runs: list[tuple[BucketSums, BucketSums]], names: list[str], *, n_boot: int,
                        seed: int) -> dict:
     """The LIKELIHOOD_ROWS named, arm B - arm A averaged over the (A, B) pairs of seeds, as
-    PairedResult records (the text metrics' record), one shared resample of test examples."""
+    PairedResult records (the text metrics' record), one shared resample of test examples; over
+    several seeds their details hold each seed's delta and the hierarchical interval, as the text
+    metrics' do, so a table and the verdict read both kinds of row by one rule."""
     from harness.metrics.suite import PairedResult
 
     out = {}
@@ -170,9 +181,10 @@ def compare_likelihood(runs: list[tuple[BucketSums, BucketSums]], names: list[st
         pairs = [(a.pooled(), b.pooled()) for a, b in runs] if index is None else runs
         result = paired_bucket_deltas(pairs, row.quantity, n_boot=n_boot, seed=seed)[index or 0]
         if result["delta"] is not None:
+            seed_level = {key: result[key] for key in ("per_seed_deltas", "hierarchical_ci") if key in result}
             out[name] = PairedResult(name, row.higher_is_better, result["a"], result["b"], result["delta"],
                                      result["ci_low"], result["ci_high"], result["p_value"],
-                                     runs[0][0].tokens.shape[0])
+                                     runs[0][0].tokens.shape[0], details=seed_level)
     return out
 
 

@@ -4,7 +4,9 @@ With several seeds, one resample-index matrix over the test examples is shared b
 test set is the same for all seeds); on each resample every seed's delta (B - A of the same seed)
 is recomputed and the deltas are averaged over seeds. The percentile interval and the paired
 bootstrap p-value of that seed-averaged delta then follow harness/stats.py, through the same
-`paired_result` as `compare`. With one seed this is `compare` itself.
+`paired_result` as `compare`; its details add each seed's own delta and the interval that resamples
+seeds too (stats.summarize_seeds, as the likelihood rows get them). With one seed this is `compare`
+itself.
 """
 
 from __future__ import annotations
@@ -76,17 +78,8 @@ def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: in
         reps = np.stack(per_seed[m.name])
         result = paired_result(m, float(np.mean(points_a[m.name])), float(np.mean(points_b[m.name])),
                                reps.mean(axis=0), n)
-        result.details = {**result.details, **seed_level(m, np.subtract(points_b[m.name], points_a[m.name]), reps,
-                                                          result.delta, seed)}
+        per_seed_deltas = np.subtract(points_b[m.name], points_a[m.name])
+        result.details = {**result.details, **stats.summarize_seeds(per_seed_deltas, reps, result.delta, seed,
+                                                                    bias_shift=m.level == "corpus")}
         results[m.name] = result
     return results
-
-
-def seed_level(metric, per_seed_deltas: np.ndarray, per_seed_reps: np.ndarray, delta: float,
-               seed: int) -> dict:
-    """What a reviewer asks of a delta over several seeds: each seed's own delta, and an interval
-    that also resamples seeds (harness.stats.hierarchical_replicates)."""
-    low, high = stats.interval(stats.hierarchical_replicates(per_seed_reps, seed), delta,
-                               bias_shift=metric.level == "corpus")
-    return {"per_seed_deltas": [float(d) for d in per_seed_deltas],
-            "hierarchical_ci": [low, high] if np.isfinite([low, high]).all() else None}

@@ -1,8 +1,9 @@
 """Comparison rows -> a Grid of formatted cells; every renderer draws Grids, so all print the same text.
 
 Two comparison layouts: `pair_grid` (two arms side by side: bench and `score --against`) and
-`arm_grid` (one row per arm, mean ± std over seeds and the delta against the baseline: `table` and
-`report`); and `value_grid` for one file's scores with intervals (`score`).
+`arm_grid` (one row per arm, mean ± std over seeds and the delta against the baseline, with its
+seed-level interval and per-seed deltas over several seeds: `table` and `report`); and `value_grid`
+for one file's scores with intervals (`score`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from harness.results import NOT_MEASURED
 ARROWS = {True: "↑", False: "↓"}
 PAIR_DIGITS = 4  # values, deltas and interval ends of a two-arm table
 VALUE_DIGITS, SPREAD_DIGITS, DELTA_DIGITS = 4, 2, 3  # mean, ± std and delta [interval] of an arm table
-ARM_HEADERS = ["metric", "arm", "mean ± std (seeds)", "Δ vs CE [95% CI]", "p", "seeds", "n"]
+ARM_HEADERS = ["metric", "arm", "mean ± std (seeds)", "Δ vs CE [95% CI]", "p", "seed CI", "Δ per seed", "seeds", "n"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,16 @@ def delta_text(c: Comparison) -> str:
     return f"{delta} {interval}" if delta and interval else delta
 
 
+def seed_cells(c: Comparison) -> list[str]:
+    """The seed CI and Δ per seed cells: a delta averaged over several seeds shows its hierarchical
+    interval (seeds resampled too) and each seed's own delta, in seed order, beside the interval
+    over test examples, so a reader sees whether the seeds agree; empty for a one-seed delta."""
+    if len(c.per_seed_deltas) < 2:
+        return ["", ""]
+    seed_ci = format_interval(*(c.seed_ci or (None, None)), DELTA_DIGITS)
+    return [seed_ci, " / ".join(format_delta(d, DELTA_DIGITS) for d in c.per_seed_deltas)]
+
+
 def duration_text(seconds: float) -> str:
     """A compute time in words (`2 h 05 min`, `7 min 02 s`, `45 s`): whole seconds, because the
     timings it sums are wall-clock measurements, not exact to a fraction of a second."""
@@ -85,15 +96,16 @@ def duration_text(seconds: float) -> str:
 
 
 def arm_grid(rows: Sequence[Comparison]) -> Grid:
-    """metric | arm | mean ± std | Δ [CI] | p | seeds | n, one row per (metric, arm); best mean in bold."""
+    """metric | arm | mean ± std | Δ [CI] | p | seed CI | Δ per seed | seeds | n, one row per
+    (metric, arm); best mean in bold."""
     out = []
     for i, c in enumerate(rows):
         spread = f" ± {format_value(c.arm.std, SPREAD_DIGITS)}" if not is_missing(c.arm.std) else ""
         value = f"{format_value(c.arm.mean, VALUE_DIGITS)}{spread}" if c.arm.measured else NOT_MEASURED
         cells = [metric_label(c.metric, c.higher_is_better), c.arm.label, value, delta_text(c), format_p(c.p_value),
-                 str(c.arm.n_seeds), "" if c.n is None else str(int(c.n))]
+                 *seed_cells(c), str(c.arm.n_seeds), "" if c.n is None else str(int(c.n))]
         out.append(Row(cells, bold=(2,) if c.best else (), block_start=i == 0 or rows[i - 1].metric != c.metric))
-    return Grid(list(ARM_HEADERS), [False, False] + [True] * 5, out, grouped=True)
+    return Grid(list(ARM_HEADERS), [False, False] + [True] * (len(ARM_HEADERS) - 2), out, grouped=True)
 
 
 def value_grid(results: Iterable[Any], *, missing: str = "") -> Grid:

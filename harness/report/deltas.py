@@ -33,8 +33,11 @@ def default_tokenizer_loader(model: str, trust_remote_code: bool = False):
 
 
 def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed: int, trust_remote_code: bool = False,
-                 tokenizer_loader: TokenizerLoader | None = None) -> tuple[dict[Arm, RowDeltas], list[str]]:
-    """{arm: (paired results by row, seeds by row)} for every arm but the baseline, and the footnotes."""
+                 tokenizer_loader: TokenizerLoader | None = None,
+                 baseline: Arm | None = None) -> tuple[dict[Arm, RowDeltas], list[str]]:
+    """{arm: (paired results by row, seeds by row)} for every arm but the baseline (the group's CE
+    arm unless another is named: the ablation reads its rungs against its two ends), and the
+    footnotes."""
     loader = tokenizer_loader or partial(default_tokenizer_loader, trust_remote_code=trust_remote_code)
     notes: list[str] = []
 
@@ -52,7 +55,7 @@ def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed:
     def generations(path: Path, decoding: str | None = None) -> list[dict]:
         return next(p for p in group.points if p.path == path).generations(decoding)
 
-    labels, baseline = group.labels(), group.baseline()
+    labels, baseline = group.labels(), baseline or group.baseline()
     by_decoding: dict[str | None, list[str]] = {}
     for name in names:
         if name not in LIKELIHOOD_ROWS:
@@ -63,12 +66,12 @@ def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed:
     for arm in group.arms():
         if arm == baseline:
             continue
-        results, paired_seeds = _arm_deltas(group, arm, baseline, by_decoding.get(None, []), labels[arm], notes,
+        results, paired_seeds = _arm_deltas(group, arm, baseline, by_decoding.get(None, []), labels, notes,
                                             tokenizer, generations, n_boot=n_boot, bootstrap_seed=bootstrap_seed)
         seeds = {name: paired_seeds for name in results}
         for decoding, metrics in by_decoding.items():
             if decoding is not None:
-                found, decoded_seeds = _arm_deltas(group, arm, baseline, metrics, labels[arm], notes, tokenizer,
+                found, decoded_seeds = _arm_deltas(group, arm, baseline, metrics, labels, notes, tokenizer,
                                                    partial(generations, decoding=decoding), n_boot=n_boot,
                                                    bootstrap_seed=bootstrap_seed, decoding=decoding)
                 for metric, result in found.items():
@@ -121,12 +124,13 @@ def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], 
     return (compare_likelihood(runs, names, n_boot=n_boot, seed=bootstrap_seed), seeds) if runs else ({}, [])
 
 
-def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: str, notes: list[str],
+def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], labels: dict[Arm, str], notes: list[str],
                 tokenizer, generations, *, n_boot: int, bootstrap_seed: int, decoding: str | None = None) -> ArmDeltas:
     """decoding: a further decoding's metrics, over the seeds whose points have that decoding."""
     from harness.metrics import METRICS, MetricContext
     from harness.metrics.paired import SeedRun, compare_seeds
 
+    label, base_label = labels[arm], labels[baseline]
     arm_points, base_points = group.points_of(arm), group.points_of(baseline)
     if decoding is None:
         seeds = sorted(set(arm_points) & set(base_points))
@@ -135,12 +139,12 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: 
         if not (names and seeds):
             return {}, []
     if not seeds:
-        _note(notes, f"{label}: no CE run with the same seed, so no paired delta.")
+        _note(notes, f"{label}: no {base_label} run with the same seed, so no paired delta.")
         return {}, []
     for seed in list(seeds):  # the one pairing rule, the same that `bench` enforces
         problems = seed_pairing_problems(base_points[seed], arm_points[seed])
         if problems:
-            _note(notes, f"{label} seed {seed}: not paired with CE ({'; '.join(problems)}), so left out "
+            _note(notes, f"{label} seed {seed}: not paired with {base_label} ({'; '.join(problems)}), so left out "
                          "of the delta.")
             seeds.remove(seed)
     if not seeds:
@@ -158,7 +162,7 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], label: 
     for train_counts, (rows_a, rows_b), (finished_a, finished_b) in zip(counts, rows, finished):
         keys_a = [(r["id"], r["reference"]) for r in rows_a]
         if keys_a != [(r["id"], r["reference"]) for r in rows_b] or (ids is not None and keys_a != ids):
-            _note(notes, f"{label}: generations cover other test examples (ids or references) than CE, "
+            _note(notes, f"{label}: generations cover other test examples (ids or references) than {base_label}, "
                          "so no paired delta.")
             return {}, seeds
         ids = keys_a

@@ -40,10 +40,18 @@ def measured_value(record: dict[str, Any], name: str) -> tuple[float | str | Non
         value = likelihood["test_ce"] if index is None else likelihood["buckets"][index][row.quantity]
         return value, record.get("n_test"), row.higher_is_better
     decoding, metric = split_decoding(name)
-    decodings = record.get("decodings")
-    if decodings is None:
+    if record.get("decodings") is None:
         from harness.metrics import METRICS
 
         return NOT_MEASURED, None, METRICS.get(metric).higher_is_better if metric in METRICS else None
-    result = (decodings.get(decoding) or {}).get("metrics", {}).get(metric) or {}
+    result = metric_record(record, name) or {}
     return result.get("value"), result.get("n"), result.get("higher_is_better")
+
+
+def metric_record(record: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A text metric's stored result in one point's metrics.json (value, interval, details): the
+    main decoding's for `distinct-2`, a further decoding's for `sampled/distinct-2`; None where the
+    point has none."""
+    decoding, metric = split_decoding(name)
+    scored = record if decoding is None else ((record.get("decodings") or {}).get(decoding) or {})
+    return (scored.get("metrics") or {}).get(metric)

@@ -45,21 +45,23 @@ def task_config(name: str = "demo", *, max_steps: int = 40, train_limit: int = 6
     }
 
 
-def metric_record(name: str, value: float, n: int) -> dict[str, Any]:
+def metric_record(name: str, value: float, n: int, details: dict[str, Any] | None = None) -> dict[str, Any]:
     from harness.metrics import METRICS
 
     known = METRICS.get(name) if name in METRICS else None
     return {"name": name, "level": known.level if known else "example",
             "higher_is_better": known.higher_is_better if known else True,
-            "value": value, "ci_low": value, "ci_high": value, "n": n}
+            "value": value, "ci_low": value, "ci_high": value, "n": n, "details": details or {}}
 
 
 def write_point(root: Path, task: dict[str, Any], model: str, loss: str, options: dict[str, Any], seed: int, *,
                 generations: list[dict[str, Any]], metric_values: dict[str, float] | None,
                 validation_ce: float | None = None, train_log: list[dict] | None = None,
                 train_counts: np.ndarray | None = None, profile: dict | None = None,
-                global_steps: int | None = None, n_train: int | None = None) -> Path:
-    """One point folder; metric_values=None leaves it incomplete (no metrics.json), like a crashed run."""
+                global_steps: int | None = None, n_train: int | None = None,
+                metric_details: dict[str, dict[str, Any]] | None = None) -> Path:
+    """One point folder; metric_values=None leaves it incomplete (no metrics.json), like a crashed run.
+    metric_details: a metric's recorded settings (e.g. a rarefaction budget), by metric name."""
     from harness.models import model_slug
 
     config = PointConfig(task=task, model=model, loss=loss, loss_options=options, seed=seed)
@@ -75,7 +77,7 @@ def write_point(root: Path, task: dict[str, Any], model: str, loss: str, options
     if metric_values is not None:
         n = len(generations)
         write_record(path, PointMetrics.model_validate({
-            "metrics": {k: metric_record(k, v, n) for k, v in metric_values.items()},
+            "metrics": {k: metric_record(k, v, n, (metric_details or {}).get(k)) for k, v in metric_values.items()},
             "rare_token_profile": profile or {}, "n_test": n, "validation_ce": validation_ce,
         }))
     return path

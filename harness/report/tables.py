@@ -5,7 +5,8 @@ Delta intervals (docs/reporting.md):
   examples for both arms);
 - several seeds: `harness.metrics.paired.seed_averaged_compare` (one resample of the test examples
   shared by every seed, each seed's delta recomputed and averaged). This measures test-set sampling
-  noise of the seed-averaged effect; the ± std column shows seed-to-seed spread.
+  noise of the seed-averaged effect; the ± std column shows seed-to-seed spread, and each row also
+  carries every seed's own delta and the hierarchical interval that resamples seeds too.
 Means and stds come from each point's metrics.json; deltas are recomputed from generations.jsonl
 (and train_counts.npz plus the model's tokenizer for rare-token metrics) by harness/report/deltas.py,
 so no model is loaded. The rows are harness.comparison records; table_render.py and html.py draw them.
@@ -26,12 +27,16 @@ from harness.comparison import ArmValue, Comparison, finite_or_none, mark_best
 from harness.errors import HarnessError
 from harness.render.tidy import tidy_record
 from harness.report.collect import Collection, Group, Point
-from harness.report.deltas import TokenizerLoader, group_deltas
+from harness.report.deltas import Arm, TokenizerLoader, group_deltas
 from harness.metrics.likelihood import LIKELIHOOD_ROWS, rows_legend
-from harness.report.measured import is_further_row, measured_names, measured_value
+from harness.report.measured import is_further_row, measured_names, measured_value, metric_record
 from harness.results import NOT_MEASURED, split_decoding
 
 VALIDATION_CE = "validation-ce"  # plain token cross-entropy on the validation split (every arm)
+SEEDS_NOTE = ("Over several seeds: the Δ column's CI (test examples resampled jointly for every seed, each seed's "
+              "delta recomputed and averaged) covers the sampling of test examples only; seed CI, the hierarchical "
+              "95% CI, also resamples the seeds, so it covers their spread too; Δ per seed: each paired seed's own "
+              "delta, in seed order (docs/reporting.md).")
 
 
 @dataclass(frozen=True)
@@ -127,10 +132,10 @@ def _report_metrics(group: Group, settings: TableSettings) -> list[str]:
 
 
 def build_group_table(group: Group, settings: TableSettings = TableSettings(),
-                      tokenizer_loader: TokenizerLoader | None = None) -> GroupTable:
-    """Means, stds and paired deltas vs CE for every (metric, arm) of one group."""
+                      tokenizer_loader: TokenizerLoader | None = None, baseline: Arm | None = None) -> GroupTable:
+    """Means, stds and paired deltas vs CE (or the `baseline` arm named) for every (metric, arm) of one group."""
     names = _report_metrics(group, settings)
-    arms, labels, baseline = group.arms(), group.labels(), group.baseline()
+    arms, labels, baseline = group.arms(), group.labels(), baseline or group.baseline()
     notes: list[str] = []
     deltas: dict[tuple, tuple[dict, list[int]]] = {}
     bootstrapped = [n for n in names if n != VALIDATION_CE]
@@ -139,7 +144,8 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
     elif settings.deltas and bootstrapped:
         deltas, notes = group_deltas(group, bootstrapped, n_boot=settings.n_boot,
                                      bootstrap_seed=settings.bootstrap_seed,
-                                     trust_remote_code=settings.trust_remote_code, tokenizer_loader=tokenizer_loader)
+                                     trust_remote_code=settings.trust_remote_code, tokenizer_loader=tokenizer_loader,
+                                     baseline=baseline)
     rows, row_arms = [], []
     for name in names:
         values = {arm: _arm_value(group.points_of(arm), name, labels[arm]) for arm in arms}
@@ -164,10 +170,46 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
     legend = rows_legend(names, not_measured=any(not row.arm.measured for row in rows))
     if legend:
         notes.append(legend)
+    notes += rarefaction_notes(group, names)
     if any(len(paired) > 1 for _, seeds in deltas.values() for paired in seeds.values()):
-        notes.append("delta CI over several seeds: test examples resampled jointly for every seed, "
-                     "delta recomputed per seed and averaged (docs/reporting.md).")
+        notes.append(SEEDS_NOTE)
     return GroupTable(group, main, _ablation(group, main), notes, rows)
+
+
+def rarefaction_notes(group: Group, names: list[str]) -> list[str]:
+    """Under a table with a rarefied-distinct-n row, the subsample size m it was measured at, read
+    from each point's details: the number means little without m, and arms compare only at one m
+    (the references fix it, so they should agree; the note says so when they do not)."""
+    from harness.metrics.length_robust import RAREFIED_METRICS
+
+    labels, notes = group.labels(), []
+    for metric, n in RAREFIED_METRICS.items():
+        rows = [name for name in names if split_decoding(name)[1] == metric]
+        if rows:
+            details = {labels[arm]: _stored_details(group.points_of(arm).values(), rows) for arm in group.arms()}
+            notes.append(_rarefaction_note(metric, n, {label: found for label, found in details.items() if found}))
+    return notes
+
+
+def _stored_details(points, rows: list[str]) -> list[dict[str, Any]]:
+    """The details of every stored result of these rows (main or further decoding) in these points."""
+    records = [metric_record(point.metrics, row) for point in points for row in rows]
+    return [record.get("details") or {} for record in records if record is not None]
+
+
+def _rarefaction_note(metric: str, n: int, details: dict[str, list[dict[str, Any]]]) -> str:
+    """One footnote from each arm's stored details of the metric: m, and the rule that set it."""
+    shares = {d["share"] for found in details.values() for d in found if d.get("share")}
+    rule = f" (the references' {n}-grams // {round(1 / shares.pop())})" if len(shares) == 1 else ""
+    budgets = {label: sorted({d.get("budget") for d in found}, key=lambda m: (m is None, m or 0))
+               for label, found in details.items()}
+    values = {m for found in budgets.values() for m in found}
+    what = f"{metric}: expected distinct {n}-grams in a subsample of m"
+    if len(values) == 1 and None not in values:
+        return f"{what} = {values.pop()} {n}-grams{rule}, the same m for every arm."
+    each = ", ".join(f"{label} " + " and ".join("m not recorded" if m is None else f"m = {m}" for m in found)
+                     for label, found in budgets.items())
+    return f"{what} {n}-grams{rule}, but not the same m for every arm: {each}."
 
 
 def _arm_value(points: dict[int, Point], name: str, label: str) -> tuple[ArmValue | None, int | None, bool | None]:
@@ -199,7 +241,10 @@ def _ce_delta(points: dict[int, Point], base: dict[int, Point]) -> dict[str, Any
              if points[s].metrics.get("validation_ce") is not None and base[s].metrics.get("validation_ce") is not None
              and not seed_pairing_problems(base[s], points[s])]  # the one pairing rule, as for the metrics
     diffs = [points[s].metrics["validation_ce"] - base[s].metrics["validation_ce"] for s in seeds]
-    return {"delta": float(np.mean(diffs)), "paired_seeds": tuple(seeds)} if diffs else {}
+    if not diffs:
+        return {}
+    return {"delta": float(np.mean(diffs)), "paired_seeds": tuple(seeds),
+            "per_seed_deltas": tuple(float(d) for d in diffs) if len(diffs) > 1 else ()}
 
 
 def direction_of(value: Any) -> bool | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from harness.comparison import Comparison
 from harness.errors import HarnessError
 from harness.io import write_text_atomic
-from harness.reference_plan import PLAN_FILE, ReferenceArm, ReferencePlan
+from harness.reference_plan import PLAN_FILE, PLAN_FILES, ReferenceArm, ReferencePlan
 from harness.numbers import format_delta, format_interval
 from harness.render.cells import DELTA_DIGITS, Grid, Row, delta_text, duration_text
 from harness.render.markdown import markdown_table, markdown_text
@@ -79,6 +79,11 @@ def planned_arms(plan: ReferencePlan) -> list[Arm]:
     return arms
 
 
+def planned_points(plan: ReferencePlan, arms: list[Arm]) -> set[tuple[Arm, int]]:
+    """(arm, seed) of every point the plan names for one task (`arms`: planned_arms(plan))."""
+    return {(arms[index], seed) for index, seed in plan.arm_seed_pairs()}
+
+
 def read_tree(results_dir: Path) -> Collection:
     """The collected tree; an existing folder with no point yet (a sweep not started: collect's
     "no result points" error) reads as empty, so the page lists every planned point as missing."""
@@ -99,6 +104,7 @@ class TaskResults:
     group: Group | None  # None: no planned point of this task has a folder yet
     missing: list[tuple[str, int, str, str]] = field(default_factory=list)  # (arm label, seed, folder, why)
     not_compared: list[tuple[str, str]] = field(default_factory=list)  # (folder, why)
+    other_plans: str = ""  # how many complete points of the task only the tree's other plans name
 
 
 def unfinished_keys(groups: list[Group]) -> dict[Path, tuple[Arm, int]]:
@@ -137,10 +143,11 @@ def folder_state(path: Path) -> str:
 
 
 def task_results(collection: Collection, task: str, plan: ReferencePlan, arms: list[Arm],
-                 labels: dict[Arm, str]) -> TaskResults:
+                 labels: dict[Arm, str], plan_file: str = PLAN_FILE) -> TaskResults:
     """The task's compared group restricted to the plan, each planned point's state, and every other
-    folder of the task with the reason it is not compared."""
-    planned = {(arm, seed) for arm in arms for seed in plan.seeds}
+    folder of the task with the reason it is not compared (the tree's other plans' folders are
+    counted, not listed: their own page lists them)."""
+    planned = planned_points(plan, arms)
     groups = [g for g in collection.groups if g.task == task]
     keys = unfinished_keys(groups)
     group = compared_group(groups, planned, keys)
@@ -151,14 +158,33 @@ def task_results(collection: Collection, task: str, plan: ReferencePlan, arms: l
         result.group = replace(group, points=[p for p in group.points if (p.arm, p.seed) in planned],
                                missing=[m for m in group.missing if m.path in unfinished.values()])
     done = {(p.arm, p.seed) for p in result.group.points} if result.group is not None else set()
-    for arm in arms:
-        for seed in plan.seeds:
+    for index, arm in enumerate(arms):
+        for seed in plan.arm_seeds(index):
             if (arm, seed) not in done:
                 path = unfinished.get((arm, seed))
                 result.missing.append((labels[arm], seed, "" if path is None else _relative(path, collection.root),
                                        NOT_RUN if path is None else folder_state(path)))
-    result.not_compared = not_compared(collection, task, groups, group, planned, keys)
+    elsewhere = other_plans_points(collection.root, plan_file) - planned
+    result.not_compared = not_compared(collection, task, groups, group, planned | elsewhere, keys)
+    shared = sum((p.arm, p.seed) in elsewhere for g in groups for p in g.points)
+    if shared:
+        others = ", ".join(name for name in PLAN_FILES if name != plan_file)
+        result.other_plans = (f"{shared} other complete points of this task belong to the tree's other plan "
+                              f"({others}) and are read on its page.")
     return result
+
+
+def other_plans_points(results_dir: Path, plan_file: str) -> set[tuple[Arm, int]]:
+    """(arm, seed) of every point the tree's other plan files name (a point two plans share is read
+    by both pages; one only the other plan names belongs to that plan's page)."""
+    from harness.reference_plan import PLAN_FILES, read_plan
+
+    points: set[tuple[Arm, int]] = set()
+    for name in PLAN_FILES:
+        if name != plan_file and (Path(results_dir) / name).is_file():
+            other = read_plan(results_dir, name)
+            points |= planned_points(other, [resolved_arm(arm) for arm in other.arms])
+    return points
 
 
 def not_compared(collection: Collection, task: str, groups: list[Group], group: Group | None,
@@ -333,7 +359,7 @@ def caveat(group: Group, plan: ReferencePlan) -> str:
                      for p in group.points} - {None})
     seeds = ", ".join(map(str, group.seeds))
     return (f"Caveat: {group.model}, {group.budget()}, {'/'.join(map(str, n_test))} test examples, run on "
-            f"{device_words(group.points)}, seeds {seeds} of the planned {', '.join(map(str, plan.seeds))}. "
+            f"{device_words(group.points)}, seeds {seeds} of the planned {', '.join(map(str, plan.all_seeds))}. "
             "These numbers cannot say how the losses behave with larger models, full-data training budgets, "
             "other decoding settings or other data; the CIs shown cover the sampling of test examples for "
             "the seeds run (the ± std column shows the seeds' spread, and a sentence calls a change only when "
@@ -576,6 +602,8 @@ def missing_markdown(results: TaskResults) -> str:
     if results.not_compared:
         lines += ["", "Folders of this task that the page does not compare:", ""]
         lines += [f"- `{folder}`: {markdown_text(why)}" for folder, why in results.not_compared]
+    if results.other_plans:
+        lines += ["", results.other_plans]
     return "\n".join(lines) if lines else "None: every planned point of this task is complete."
 
 
@@ -597,7 +625,7 @@ def task_markdown(verdict: TaskVerdict, plan: ReferencePlan, arms: list[Arm], fi
     from harness.report.table_render import to_markdown
 
     results, group = verdict.results, verdict.results.group
-    n_planned = len(arms) * len(plan.seeds)
+    n_planned = plan.points_per_task
     done = len(group.points) if group is not None else 0
     parts = [f"## {results.task}", ""]
     status = f"{done} of {n_planned} planned points complete"
@@ -637,7 +665,7 @@ def header_markdown(results_dir: Path, plan: ReferencePlan, arms: list[Arm], lab
                     verdicts: list[TaskVerdict]) -> str:
     """Title, provenance of the page, the plan and its completeness, the total compute."""
     points = [p for v in verdicts if v.results.group is not None for p in v.results.group.points]
-    n_planned = len(plan.tasks) * len(arms) * len(plan.seeds)
+    n_planned = len(plan.tasks) * plan.points_per_task
     shown = _shown(results_dir)
     return "\n".join([
         "# Reference results: PDL against CE and its peers",
@@ -648,7 +676,7 @@ def header_markdown(results_dir: Path, plan: ReferencePlan, arms: list[Arm], lab
          "and its figures byte for byte from the tree.*"),
         "",
         (f"Plan: tasks {', '.join(plan.tasks)}; arms {', '.join(f'`{labels[a]}`' for a in arms)} "
-         f"(`{labels[arms[0]]}` is the baseline of every delta); seeds {', '.join(map(str, plan.seeds))}."),
+         f"(`{labels[arms[0]]}` is the baseline of every delta); seeds {plan.seeds_words([labels[a] for a in arms])}."),
         "",
         (f"**{len(points)} of {n_planned} planned points are complete.** Total compute: "
          f"{duration_text(compute_seconds(points))} (the sum of the recorded phase timings of the complete points)."),
@@ -711,4 +739,4 @@ def build_verdict(results_dir: Path, plan: ReferencePlan, out: Path, figures_dir
     write_text_atomic(Path(out), text)
     complete = sum(len(v.results.group.points) for v in verdicts if v.results.group is not None)
     return VerdictPage(Path(out), [p for v in verdicts for p in v.figures.values()],
-                       len(plan.tasks) * len(arms) * len(plan.seeds), complete, verdicts)
+                       len(plan.tasks) * plan.points_per_task, complete, verdicts)

@@ -81,6 +81,25 @@ def pending(points: list[SweepPoint], *, force: bool) -> list[SweepPoint]:
     return [p for p in points if force or p.rerun or not p.complete]
 
 
+def rescore_finished(points: list[SweepPoint], *, force: bool = False, trust_remote_code: bool = False,
+                     progress: bool = True):
+    """Do for every finished point a launch skips what `run` does for one: bring its scores up to
+    its task's metric list and the current metric versions from its stored generations (nothing is
+    trained or generated), print how many were rescored and which could not be, and return the
+    harness.runner.scoring.RescoreSummary. The points `pending` gives are left alone: they are
+    scored when they run."""
+    from harness.runner.scoring import rescore_points
+
+    to_run = {id(p) for p in pending(points, force=force)}
+    targets = [(p.path, list(p.config.task["metrics"])) for p in points if id(p) not in to_run]
+    summary = rescore_points(targets, trust_remote_code=trust_remote_code, progress=progress)
+    if targets:
+        print(summary.line(), flush=True)
+    for folder, problem in summary.problems:
+        print(f"  {folder}: {problem}", flush=True)
+    return summary
+
+
 def run_arguments(run: RunConfig, results_dir: Path, *, force: bool) -> list[str]:
     """The `pdl-bench run` arguments that make exactly `run` (the `run` command parses them back
     into an equal RunConfig; tests/test_sweep_launch.py checks it). Overrides pass as --set items,

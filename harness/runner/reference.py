@@ -17,9 +17,11 @@ def reference_points(plan: ReferencePlan) -> list[tuple[RunConfig, dict[str, Any
     every task has a whole seed (all arms, paired) early and the page shows all of them while the
     other seeds run."""
     points = []
-    for seed in plan.seeds:
+    for seed in plan.all_seeds:
         for task in plan.tasks:
-            for arm in plan.arms:
+            for index, arm in enumerate(plan.arms):
+                if seed not in plan.arm_seeds(index):
+                    continue
                 run = RunConfig(task=task, loss=arm.loss, loss_options=dict(arm.options), seed=seed,
                                 overrides=list(plan.overrides))
                 points.append((run, {"task": task, "loss": arm.loss, **arm.options, "seed": seed}))
@@ -46,7 +48,7 @@ def run_reference_points(plan: ReferencePlan, results_dir: Path, progress: bool 
     the points run (finished ones are skipped)."""
     from dataclasses import replace
 
-    from harness.runner.launch import pending, plan_sweep
+    from harness.runner.launch import pending, plan_sweep, rescore_finished
     from harness.runner.sweep import run_sweep
 
     planned = [replace(p, rerun=p.complete and measured_before_load_time(p.path))
@@ -58,15 +60,3 @@ def run_reference_points(plan: ReferencePlan, results_dir: Path, progress: bool 
           + (f" ({outdated} of them complete but measured before result format {LOAD_TIME_MEASUREMENTS_FORMAT}: rerun once "
              "for the likelihood by frequency and the sampled decoding)" if outdated else ""), flush=True)
     return run_sweep(todo, results_dir, force=False, progress=progress)
-
-
-def rescore_finished(planned: list, *, progress: bool = True) -> None:
-    """Bring every finished planned point's scores up to the plan's metric list and the current
-    metric versions, from its stored generations (no training, no generation)."""
-    from harness.runner.scoring import rescore_points
-
-    targets = [(p.path, list(p.config.task["metrics"])) for p in planned if p.complete and not p.rerun]
-    summary = rescore_points(targets, progress=progress)
-    print(summary.line(), flush=True)
-    for folder, problem in summary.problems:
-        print(f"  {folder}: {problem}", flush=True)

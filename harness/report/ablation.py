@@ -1,0 +1,429 @@
+"""The ablation page (docs/ablation.md): which of the official PDL code's choices break PDL.
+
+The plan (results/reference/ablation.yaml) is a ladder between two ends, `pdl-official` (the
+official trainer.py arithmetic) and `pdl(alpha=1)` (pdl's defaults); every other PDL arm flips one
+of the choices where they differ (harness.losses.pdl.official_choices) and is placed on the ladder
+from its options alone (`ladder`). Per task the page shows each arm's empty share, length, main
+quality and diversity metrics, validation CE and the token weights it trained with, the paired
+deltas against both ends, and one sentence per choice written by fixed rules from those numbers.
+
+The page reads the same tree as the verdict page, through the same planning, table and sign rules
+(harness.report.verdict, harness.report.tables), and is rebuilt byte for byte from the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.comparison import Comparison
+from harness.errors import HarnessError
+from harness.io import write_text_atomic
+from harness.numbers import format_value
+from harness.reference_plan import ABLATION_PLAN_FILE, ReferencePlan
+from harness.render.cells import Grid, Row, delta_text, duration_text
+from harness.render.markdown import markdown_table, markdown_text
+from harness.report.deltas import TokenizerLoader
+from harness.report.tables import VALIDATION_CE, GroupTable, TableSettings, build_group_table
+from harness.report.verdict import (
+    DIVERSITY_PREFERENCE, PAGE_SETTINGS, QUALITY_PREFERENCE, Arm, TaskResults, _shown, ci_sign, compute_seconds,
+    main_metric, missing_markdown, planned_arms, read_tree, resolved_arm, task_results,
+)
+from harness.reference_plan import ReferenceArm
+
+COMMAND = "pdl-bench ablation"
+MAKE_TARGET = "make ablation"
+EMPTY, LENGTH = "empty-share", "mean-length"
+FIGURE = "ablation_plane"
+OFFICIAL, FIXED, FIX, BREAK, BASELINE = "official end", "pdl end", "fix", "put back", "baseline"
+
+
+# ----------------------------------------------------------------- the ladder
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One planned arm's place on the ladder: an end, the baseline, or one choice flipped."""
+
+    arm: Arm
+    label: str
+    role: str  # OFFICIAL, FIXED, FIX (official + one pdl default), BREAK (pdl + one official value), BASELINE
+    choice: str | None = None  # the option flipped (FIX, BREAK)
+
+
+def ladder(plan: ReferencePlan) -> list[Rung]:
+    """Every planned arm as a Rung, in the plan's order, decided from its resolved options: the
+    official options with exactly one choice at pdl's default is a fix, pdl's defaults with exactly
+    one official value puts that choice back. Any other arm is an error, so the page never guesses."""
+    from harness.losses.pdl import OFFICIAL_OPTIONS, official_choices
+
+    choices = official_choices()
+    official = json.loads(resolved_arm(ReferenceArm(loss="pdl", options=OFFICIAL_OPTIONS))[1])
+    fixed = json.loads(resolved_arm(ReferenceArm(loss="pdl", options={"alpha": 1.0}))[1])
+    rungs = []
+    for arm in planned_arms(plan):
+        loss, options = arm[0], json.loads(arm[1])
+        if loss == "ce":
+            rungs.append(Rung(arm, "ce", BASELINE))
+        elif loss == "pdl-official":
+            rungs.append(Rung(arm, "pdl-official", OFFICIAL))
+        elif loss == "pdl" and options == fixed:
+            rungs.append(Rung(arm, "pdl(alpha=1)", FIXED))
+        else:
+            from_official = [k for k in options if options[k] != official.get(k)]
+            from_fixed = [k for k in options if options[k] != fixed.get(k)]
+            if loss == "pdl" and len(from_official) == 1 and from_official[0] in choices:
+                key = from_official[0]
+                rungs.append(Rung(arm, f"official + {key}={options[key]}", FIX, key))
+            elif loss == "pdl" and len(from_fixed) == 1 and from_fixed[0] in choices:
+                key = from_fixed[0]
+                rungs.append(Rung(arm, f"pdl + {key}={options[key]}", BREAK, key))
+            else:
+                raise HarnessError(f"ablation arm {loss} {options} is neither an end (pdl-official, pdl alpha=1) "
+                                   f"nor one of the choices {', '.join(choices)} flipped alone",
+                                   f"list only the ends and one-choice rungs in {ABLATION_PLAN_FILE}")
+    roles = [r.role for r in rungs]
+    if roles.count(OFFICIAL) != 1 or roles.count(FIXED) != 1 or rungs[0].role != BASELINE:
+        raise HarnessError(f"the ablation plan needs ce first and both ends once (pdl-official and pdl alpha=1); "
+                           f"it has {', '.join(r.label for r in rungs)}",
+                           f"fix the arms of {ABLATION_PLAN_FILE}")
+    return rungs
+
+
+def end(rungs: list[Rung], role: str) -> Rung:
+    return next(r for r in rungs if r.role == role)
+
+
+def rung_of(rungs: list[Rung], role: str, choice: str) -> Rung | None:
+    return next((r for r in rungs if r.role == role and r.choice == choice), None)
+
+
+# ----------------------------------------------------------------- one task
+
+
+@dataclass
+class AblationTask:
+    """One task: its planned points, the main metrics, and the table against each end."""
+
+    results: TaskResults
+    quality: str | None = None
+    diversity: str | None = None
+    against: dict[str, GroupTable] = field(default_factory=dict)  # end role -> table with deltas vs that end
+
+    def row(self, metric: str | None, rung: Rung, against: str) -> Comparison | None:
+        table = self.against.get(against)
+        if table is None or metric is None:
+            return None
+        label = table.group.labels().get(rung.arm)  # None: the rung has no complete point yet
+        return next((r for r in table.rows if r.metric == metric and r.arm.label == label), None)
+
+    def weights(self, rung: Rung) -> dict | None:
+        """The token weights the rung trained with (provenance.loss_weights of its lowest seed that
+        recorded them): the frequencies are counted on the training split, which the task's
+        `limits.seed` fixes for every run seed, so every seed trains with the same weights."""
+        group = self.results.group
+        points = group.points_of(rung.arm) if group is not None else {}
+        return next((points[s].provenance.get("loss_weights") for s in sorted(points)
+                     if points[s].provenance.get("loss_weights")), None)
+
+
+def ablation_metrics(group_metrics: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """(quality, diversity, the page's metrics): the verdict page's main metrics, and raw distinct-2
+    beside rarefied distinct-2, which an arm with (nearly) empty outputs leaves undefined."""
+    quality = main_metric(QUALITY_PREFERENCE, group_metrics)
+    diversity = main_metric(DIVERSITY_PREFERENCE, group_metrics)
+    names = [EMPTY, LENGTH, quality, diversity, "distinct-2", VALIDATION_CE]
+    return quality, diversity, [n for n in dict.fromkeys(names) if n and (n in group_metrics or n == VALIDATION_CE)]
+
+
+def judge_ablation_task(results: TaskResults, rungs: list[Rung], settings: TableSettings,
+                        tokenizer_loader: TokenizerLoader | None) -> AblationTask:
+    group = results.group
+    task = AblationTask(results)
+    if group is None or not group.points:
+        return task
+    task.quality, task.diversity, names = ablation_metrics(group.metric_list())
+    present = {p.arm for p in group.points}
+    for role in (FIXED, OFFICIAL):
+        anchor = end(rungs, role).arm
+        if anchor in present:
+            chosen = TableSettings(n_boot=settings.n_boot, bootstrap_seed=settings.bootstrap_seed, metrics=tuple(names))
+            task.against[role] = build_group_table(group, chosen, tokenizer_loader, baseline=anchor)
+    return task
+
+
+# ----------------------------------------------------------------- sentences
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def mean_of(row: Comparison | None) -> float | None:
+    return None if row is None or not row.arm.measured else row.arm.mean
+
+
+def weight_words(weights: dict | None) -> str:
+    """` (EOS weight 1e+07; largest 1e+07 on '<|im_end|>')`, from provenance.loss_weights."""
+    if not weights:
+        return ""
+    token = f" on {weights['max_token']!r}" if weights.get("max_token") else ""
+    largest = f"largest {format_value(weights['max'], 3)}{token}"
+    eos = f"EOS weight {format_value(weights['eos'], 3)}; " if weights.get("eos") is not None else ""
+    return f" ({eos}{largest})"
+
+
+def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
+    """What putting one official choice back into pdl does, against pdl(alpha=1)."""
+    rung, fixed = rung_of(rungs, BREAK, choice), end(rungs, FIXED)
+    empty, quality = task.row(EMPTY, rung, FIXED), task.row(task.quality, rung, FIXED)
+    head = f"putting `{rung.label.removeprefix('pdl + ')}` back alone"
+    if empty is None:
+        return f"{head}: not compared yet (points missing)."
+    share, base = percent(mean_of(empty)), percent(empty.baseline.mean if empty.baseline else None)
+    if ci_sign(empty) > 0:
+        text = f"{head} empties {share} of outputs ({fixed.label}: {base})"
+    elif quality is not None and ci_sign(quality) < 0:
+        text = f"{head} keeps the outputs ({share} empty) but costs {task.quality} {delta_text(quality)}"
+    else:
+        text = (f"{head} changes neither the empty share ({share}) nor {task.quality} by a difference the test "
+                f"resolves ({task.quality} {delta_text(quality) if quality is not None else 'n/a'})")
+    return text + weight_words(task.weights(rung)) + "."
+
+
+def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
+    """What fixing one choice alone in the official arithmetic does, against pdl-official."""
+    rung, official = rung_of(rungs, FIX, choice), end(rungs, OFFICIAL)
+    empty = task.row(EMPTY, rung, OFFICIAL)
+    head = f"fixing `{choice}` alone (`{rung.label.removeprefix('official + ')}`)"
+    if empty is None:
+        return f"{head}: not compared yet (points missing)."
+    share, base = percent(mean_of(empty)), percent(empty.baseline.mean if empty.baseline else None)
+    if ci_sign(empty) < 0:
+        quality = task.row(task.quality, rung, FIXED)
+        against_fixed = (f"; {task.quality} {delta_text(quality)} against {end(rungs, FIXED).label}"
+                         if quality is not None and quality.delta is not None else "")
+        text = f"{head} restores outputs: {share} empty against {official.label}'s {base}{against_fixed}"
+    else:
+        text = f"{head} leaves {share} of outputs empty ({official.label}: {base})"
+    return text + weight_words(task.weights(rung)) + "."
+
+
+def choice_lines(task: AblationTask, rungs: list[Rung]) -> list[str]:
+    from harness.losses.pdl import official_choices
+
+    lines = []
+    for choice in official_choices():
+        parts = []
+        if rung_of(rungs, BREAK, choice):
+            parts.append(put_back_sentence(task, rungs, choice))
+        if rung_of(rungs, FIX, choice):
+            parts.append(fix_sentence(task, rungs, choice))
+        if parts:
+            lines.append(f"`{choice}`: " + " ".join(p[0].upper() + p[1:] for p in parts))
+    return lines
+
+
+# ----------------------------------------------------------------- tables
+
+
+def _cell(row: Comparison | None) -> str:
+    if row is None or not row.arm.measured:
+        return ""
+    spread = f" ± {format_value(row.arm.std, 3)}" if row.arm.std is not None and math.isfinite(row.arm.std) else ""
+    return f"{format_value(row.arm.mean, 4)}{spread}"
+
+
+def values_grid(task: AblationTask, rungs: list[Rung]) -> Grid:
+    """arm | role | seeds | each metric's mean ± std | the token weights it trained with."""
+    metrics = _metrics(task)
+    rows = []
+    for rung in rungs:
+        row = [task.row(m, rung, FIXED) or task.row(m, rung, OFFICIAL) for m in metrics]
+        seeds = next((r.arm.n_seeds for r in row if r is not None), 0)
+        weights = task.weights(rung) or {}
+        rows.append(Row([f"`{rung.label}`", rung.role, str(seeds), *[_cell(r) for r in row],
+                         format_value(weights.get("max"), 3), format_value(weights.get("eos"), 3)]))
+    headers = ["arm", "role", "seeds", *metrics, "largest weight", "EOS weight"]
+    return Grid(headers, [False, False, True] + [True] * (len(metrics) + 2), rows)
+
+
+def delta_grid(task: AblationTask, rungs: list[Rung], against: str) -> Grid:
+    """arm | Δ [95% CI] per metric against one end (validation CE: the mean paired difference)."""
+    metrics = _metrics(task)
+    rows = []
+    for rung in rungs:
+        if rung.role in (against, BASELINE):
+            continue
+        cells = [task.row(m, rung, against) for m in metrics]
+        rows.append(Row([f"`{rung.label}`", *[delta_text(c) if c is not None and c.delta is not None else ""
+                                               for c in cells]]))
+    return Grid(["arm", *[f"Δ {m}" for m in metrics]], [False] + [True] * len(metrics), rows)
+
+
+def _metrics(task: AblationTask) -> list[str]:
+    table = next(iter(task.against.values()), None)
+    if table is None:
+        return []
+    shown = set(table.main["metric"])
+    return [m for m in ablation_metrics(table.group.metric_list())[2] if m in shown]
+
+
+# ----------------------------------------------------------------- the figure
+
+
+def plane_figure(tasks: list[AblationTask], rungs: list[Rung]):
+    """Per task, each arm on the quality-diversity plane (mean ± std over seeds), the two ends
+    marked; an arm whose diversity is undefined (too few n-grams) is named under the panel."""
+    from matplotlib.figure import Figure
+
+    drawn = [t for t in tasks if t.against.get(FIXED) is not None and t.quality and t.diversity]
+    if not drawn:
+        return None
+    fig = Figure(figsize=(5.2 * len(drawn), 4.8), layout="constrained")
+    axes = fig.subplots(1, len(drawn), squeeze=False).ravel()
+    style = {OFFICIAL: ("*", "tab:red", 14), FIXED: ("s", "tab:blue", 9), BASELINE: ("o", "black", 8),
+             FIX: ("^", "tab:orange", 8), BREAK: ("v", "tab:green", 8)}
+    for ax, task in zip(axes, drawn):
+        undefined = []
+        for rung in rungs:
+            x, y = task.row(task.diversity, rung, FIXED), task.row(task.quality, rung, FIXED)
+            if y is None:  # no complete point yet
+                continue
+            if x is None or not (x.arm.measured and math.isfinite(x.arm.mean)):  # no finite value at any seed
+                undefined.append(rung.label)
+                continue
+            marker, color, size = style[rung.role]
+            ax.errorbar([x.arm.mean], [y.arm.mean], xerr=[x.arm.std or 0.0], yerr=[y.arm.std or 0.0], marker=marker,
+                        color=color, markersize=size, capsize=3, linestyle="none")
+            ax.annotate(rung.label, (x.arm.mean, y.arm.mean), fontsize=6, xytext=(4, 3), textcoords="offset points")
+        ax.set_title(task.results.task, fontsize=10)
+        ax.set_xlabel(f"{task.diversity} (higher = more diverse)")
+        ax.set_ylabel(task.quality)
+        ax.grid(alpha=0.3)
+        if undefined:
+            ax.text(0.02, 0.02, "not placed (diversity undefined):\n" + "\n".join(undefined), fontsize=6,
+                    transform=ax.transAxes, va="bottom")
+    fig.suptitle("Ablation arms on the quality-diversity plane (mean ± std over seeds): star pdl-official, "
+                 "square pdl(alpha=1), triangles up: one fix in official, down: one official choice in pdl",
+                 fontsize=9)
+    return fig
+
+
+# ----------------------------------------------------------------- the page
+
+
+def headline_grid(tasks: list[AblationTask], rungs: list[Rung]) -> Grid:
+    """choice | task | empty share with the official value put back into pdl | with the choice fixed alone
+    in official: the two numbers that say whether a choice breaks PDL."""
+    from harness.losses.pdl import official_choices
+
+    rows = []
+    for choice, (official_value, default) in official_choices().items():
+        for task in tasks:
+            cells = []
+            for role in (BREAK, FIX):
+                rung = rung_of(rungs, role, choice)
+                anchor = FIXED if role == BREAK else OFFICIAL
+                empty = task.row(EMPTY, rung, anchor) if rung else None
+                cells.append("" if empty is None else f"{percent(mean_of(empty))} ({delta_text(empty)})")
+            rows.append(Row([f"`{choice}`", task.results.task, *cells]))
+    headers = ["choice", "task", "empty share, official value put back into pdl (Δ vs pdl(alpha=1))",
+               "empty share, pdl default alone in official (Δ vs pdl-official)"]
+    return Grid(headers, [False, False, True, True], rows)
+
+
+def choices_grid() -> Grid:
+    from harness.losses.pdl import PDLConfig, official_choices
+
+    rows = [Row([f"`{name}`", str(official), str(default), markdown_text(PDLConfig.model_fields[name].description)])
+            for name, (official, default) in official_choices().items()]
+    return Grid(["option", "official", "pdl default", "what it sets"], [False] * 4, rows)
+
+
+def task_section(task: AblationTask, rungs: list[Rung], plan: ReferencePlan) -> str:
+    group = task.results.group
+    done = len(group.points) if group is not None else 0
+    parts = [f"## {task.results.task}", "", f"{done} of {plan.points_per_task} planned points complete"
+             + (f"; compute {duration_text(compute_seconds(group.points))}." if done else "."), ""]
+    if not task.against:
+        parts += ["No comparison yet: an end of the ladder has no complete point.", ""]
+    else:
+        parts += [f"Main metrics: quality `{task.quality}`, diversity `{task.diversity}` (as on docs/results.md).", ""]
+        parts += [f"- {line}" for line in choice_lines(task, rungs)] + [""]
+        parts += ["### Arms (mean ± std over seeds)", "", markdown_table(values_grid(task, rungs)), ""]
+        for role, title in ((FIXED, "pdl(alpha=1)"), (OFFICIAL, "pdl-official")):
+            if role in task.against:
+                parts += [f"### Δ against {title} (95% paired-bootstrap CI over test examples, averaged over seeds)",
+                          "", markdown_table(delta_grid(task, rungs, role)), ""]
+    parts += ["### Missing points", "", missing_markdown(task.results), ""]
+    return "\n".join(parts)
+
+
+def render_ablation(results_dir: Path, plan: ReferencePlan, rungs: list[Rung], tasks: list[AblationTask],
+                    figure: str | None) -> str:
+    shown = _shown(results_dir)
+    points = [p for t in tasks if t.results.group is not None for p in t.results.group.points]
+    planned = len(plan.tasks) * plan.points_per_task
+    parts = [
+        "# PDL ablation: which of the official code's choices break it", "",
+        f"<!-- Generated by `{COMMAND}` from {shown}; do not edit by hand. -->",
+        (f"*Generated by `{MAKE_TARGET}` (`{COMMAND} --results-dir {shown}`) from the results tree `{shown}` and "
+         f"its plan `{shown}/{ABLATION_PLAN_FILE}`; rebuilt byte for byte from the tree.*"), "",
+        ("`pdl-official` applies the official trainer.py arithmetic and empties nearly every output on the "
+         "verdict page (docs/results.md); `pdl(alpha=1)` is the same decay with pdl's defaults. They differ in "
+         "the four choices below. Each rung between them flips one choice alone: `official + X` fixes X in the "
+         "official arithmetic, `pdl + X` puts the official X back into pdl. The ends and ce are the verdict "
+         "page's own points (the same identity), not rerun."), "",
+        markdown_table(choices_grid()), "",
+        (f"Tasks {', '.join(plan.tasks)}; seeds {plan.seeds_words([r.label for r in rungs])}. "
+         f"**{len(points)} of {planned} planned points are complete.** Total compute: "
+         f"{duration_text(compute_seconds(points))} (the sum of the recorded phase timings)."), "",
+        "## Headline", "", markdown_table(headline_grid(tasks, rungs)), "",
+        ("How to read it: Δ is paired per seed and test example and averaged over seeds, with its 95% bootstrap CI; "
+         "a sentence says \"empties\", \"costs\" or \"restores\" only by the verdict page's rule (the CI excludes 0, "
+         "and over several seeds the seed-level CI too, with every seed's delta of the same sign). The weights are "
+         "those the loss gave the training targets' token ids before the first update (provenance.loss_weights): "
+         "under batch_weight_sum only their ratios matter."), "",
+    ]
+    if figure:
+        parts += [f"![quality-diversity plane]({figure})", "", "*Each arm on the task's quality-diversity plane "
+                  "(mean ± std over seeds).*", ""]
+    parts += [task_section(t, rungs, plan) for t in tasks]
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+@dataclass
+class AblationPage:
+    out: Path
+    figures: list[Path]
+    planned: int
+    complete: int
+
+
+def build_ablation(results_dir: Path, plan: ReferencePlan, out: Path, figures_dir: Path, *,
+                   settings: TableSettings = PAGE_SETTINGS,
+                   tokenizer_loader: TokenizerLoader | None = None) -> AblationPage:
+    """Write the ablation page `out` and its figure under `figures_dir` from the tree alone."""
+    import os
+
+    from harness.report import plots
+
+    rungs = ladder(plan)
+    arms = [r.arm for r in rungs]
+    labels = {r.arm: r.label for r in rungs}
+    collection = read_tree(results_dir)
+    tasks = [judge_ablation_task(task_results(collection, task, plan, arms, labels, plan_file=ABLATION_PLAN_FILE),
+                                 rungs, settings, tokenizer_loader) for task in plan.tasks]
+    fig, stem = plane_figure(tasks, rungs), Path(figures_dir) / FIGURE
+    figures, link = [], None
+    if fig is not None:
+        figures = plots.save_figure(fig, stem, formats=("png",))
+        link = Path(os.path.relpath(figures[0].resolve(), Path(out).resolve().parent)).as_posix()
+    else:
+        stem.with_name(f"{FIGURE}.png").unlink(missing_ok=True)
+    write_text_atomic(Path(out), render_ablation(results_dir, plan, rungs, tasks, link))
+    complete = sum(len(t.results.group.points) for t in tasks if t.results.group is not None)
+    return AblationPage(Path(out), figures, len(plan.tasks) * plan.points_per_task, complete)

@@ -1,0 +1,190 @@
+"""The PDL ablation (results/reference/ablation.yaml, harness/report/ablation.py, `pdl-bench ablation`):
+the committed plan is the ladder the issue asks for, an arm is placed on it from its options alone,
+the page's sentences follow the numbers on a hand-made tree, a rebuild is byte-identical, the
+verdict page of the same tree counts the ablation's folders instead of listing them, and the
+committed page matches the committed tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import yaml
+
+from harness.errors import HarnessError
+from harness.losses import validate_options
+from harness.losses.pdl import OFFICIAL_OPTIONS, official_choices
+from harness.metrics import score
+from harness.reference_plan import ABLATION_PLAN_FILE, PLAN_FILE, ReferencePlan, read_plan
+from harness.report import ablation, verdict
+from harness.report.synthetic import WORDS, task_config, write_point
+from harness.report.tables import TableSettings
+from harness.results import Provenance, read_provenance, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = TableSettings(n_boot=200)
+N_TEST = 24
+MODEL = "org/Tiny-LM"
+METRICS = ["bleu", "distinct-2", "rarefied-distinct-2", "empty-share", "mean-length"]
+FIX_UNSEEN = {**OFFICIAL_OPTIONS, "unseen_weight": "neutral"}
+BREAK_UNSEEN = {"alpha": 1.0, "unseen_weight": "formula"}
+BREAK_NORM = {"alpha": 1.0, "normalization": "batch_weight_sum"}
+PLAN = {
+    "tasks": ["style"],
+    "arms": [{"loss": "ce"}, {"loss": "pdl-official"}, {"loss": "pdl", "options": FIX_UNSEEN},
+             {"loss": "pdl", "options": BREAK_UNSEEN}, {"loss": "pdl", "options": BREAK_NORM},
+             {"loss": "pdl", "options": {"alpha": 1.0}}],
+    "seeds": [0, 1],
+    "examples_per_arm": 0,
+}
+
+
+def rows(kind: str, seed: int) -> list[dict]:
+    """`empty`: every output empty (the official arithmetic); `good`: a few words copied from the
+    reference, shifted by seed, so quality and diversity are defined and vary a little."""
+    out = []
+    for i in range(N_TEST):
+        reference = " ".join(WORDS[(5 * i + k) % len(WORDS)] for k in range(8))
+        prediction = "" if kind == "empty" else " ".join(WORDS[(5 * i + k + (k > 5) * seed) % len(WORDS)]
+                                                         for k in range(8))
+        out.append({"id": f"t{i:02d}", "source": f"text {i}", "prediction": prediction, "reference": reference})
+    return out
+
+
+def add_point(root: Path, loss: str, options: dict, seed: int, kind: str, eos_weight: float) -> Path:
+    resolved = validate_options(loss, options).model_dump(mode="json")
+    generated = rows(kind, seed)
+    results = score([r["prediction"] for r in generated], [r["reference"] for r in generated], metrics=METRICS,
+                    n_boot=0, seed=seed)
+    path = write_point(root, task_config("style", metrics=METRICS), MODEL, loss, resolved, seed,
+                       generations=generated, metric_values={k: r.value for k, r in results.items()},
+                       validation_ce=2.0 + (kind == "empty"), global_steps=40, n_train=64)
+    record = read_provenance(path).model_dump(mode="json")
+    weights = {"over": "token ids that occur as training targets, before the first update", "n_token_ids": 50,
+               "min": 0.01, "max": max(eos_weight, 5.0), "max_token_id": 2, "max_token": "</s>", "eos": eos_weight}
+    write_record(path, Provenance.model_validate({**record, "timings": {"train_s": 60.0}, "device": {"cuda": False},
+                                                  "loss_weights": weights}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """ce, both ends, the unseen-weight fix (restores outputs) and put-back (empties them) at seeds
+    0 and 1; the normalisation put-back not run; the verdict plan names only ce and pdl(alpha=1)."""
+    root = tmp_path_factory.mktemp("tree")
+    for seed in (0, 1):
+        add_point(root, "ce", {}, seed, "good", 1.0)
+        add_point(root, "pdl-official", {}, seed, "empty", 1e7)
+        add_point(root, "pdl", FIX_UNSEEN, seed, "good", 1.0)
+        add_point(root, "pdl", BREAK_UNSEEN, seed, "empty", 1e7)
+        add_point(root, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
+    (root / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
+    main = {"tasks": ["style"], "arms": [{"loss": "ce"}, {"loss": "pdl", "options": {"alpha": 1.0}}], "seeds": [0, 1]}
+    (root / PLAN_FILE).write_text(yaml.safe_dump(main), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def page(tree, tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("page")
+    built = ablation.build_ablation(tree, read_plan(tree, ABLATION_PLAN_FILE), out / "ablation.md", out / "fig",
+                                    settings=SETTINGS)
+    assert (built.planned, built.complete) == (12, 10)
+    return built.out.read_text(encoding="utf-8")
+
+
+def test_the_committed_plan_is_the_ladder_with_the_verdict_pages_ends():
+    """Each of the four official choices flipped alone both ways, between the two ends, which are the
+    verdict plan's own pdl-official and pdl(alpha=1) arms (same identity: run once, read twice)."""
+    root = REPO / "results" / "reference"
+    rungs = ablation.ladder(read_plan(root, ABLATION_PLAN_FILE))
+    choices = set(official_choices())
+    assert {r.choice for r in rungs if r.role == ablation.FIX} == choices
+    assert {r.choice for r in rungs if r.role == ablation.BREAK} == choices
+    assert len(rungs) == 2 * len(choices) + 3
+    main_arms = set(verdict.planned_arms(read_plan(root, PLAN_FILE)))
+    ends = {r.arm for r in rungs if r.role in (ablation.OFFICIAL, ablation.FIXED, ablation.BASELINE)}
+    assert len(ends) == 3 and ends <= main_arms
+
+
+def test_an_arm_off_the_ladder_is_an_error():
+    two_flipped = {**PLAN, "arms": PLAN["arms"] + [{"loss": "pdl", "options": {"alpha": 1.0, "freq_source": "all_text",
+                                                                            "unseen_weight": "formula"}}]}
+    with pytest.raises(HarnessError, match="neither an end"):
+        ablation.ladder(ReferencePlan.model_validate(two_flipped))
+    no_end = {**PLAN, "arms": PLAN["arms"][:-1]}
+    with pytest.raises(HarnessError, match="both ends"):
+        ablation.ladder(ReferencePlan.model_validate(no_end))
+
+
+def test_sentences_follow_the_numbers(page):
+    assert "`unseen_weight`: Putting `unseen_weight=formula` back alone empties 100% of outputs (pdl(alpha=1): 0%)" in page
+    assert "(EOS weight 10000000; largest 10000000 on '</s>')" in page
+    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) restores outputs: 0% empty against pdl-official's 100%" in page
+    assert "Putting `normalization=batch_weight_sum` back alone: not compared yet (points missing)." in page
+    assert "- `pdl + normalization=batch_weight_sum` seed 1: not run yet (no folder)" in page
+    assert "**10 of 12 planned points are complete.**" in page
+    assert "![quality-diversity plane](fig/ablation_plane.png)" in page
+
+
+def test_the_headline_gives_both_directions_of_a_choice(page):
+    line = next(row for row in page.splitlines() if row.startswith("| `unseen_weight` | style |"))
+    assert "| 100% (+1 [+1, +1]) | 0% (-1 [-1, -1]) |" in line
+
+
+def test_rebuild_is_byte_identical(tree, page, tmp_path):
+    again = ablation.build_ablation(tree, read_plan(tree, ABLATION_PLAN_FILE), tmp_path / "ablation.md",
+                                    tmp_path / "fig", settings=SETTINGS)
+    assert again.out.read_text(encoding="utf-8") == page
+
+
+def test_the_verdict_page_counts_the_ablations_folders_and_does_not_list_them(tree, tmp_path):
+    built = verdict.build_verdict(tree, read_plan(tree), tmp_path / "results.md", tmp_path / "fig", settings=SETTINGS)
+    text = built.out.read_text(encoding="utf-8")
+    assert "not in the plan" not in text
+    assert "6 other complete points of this task belong to the tree's other plan (ablation.yaml)" in text
+
+
+def test_an_arm_may_run_fewer_seeds_than_the_plan():
+    """The verdict plan runs pdl-official at three of five seeds: planned, run and counted that way,
+    and a seed only some arm runs must be the baseline's too."""
+    from harness.runner.reference import reference_points
+
+    plan = ReferencePlan.model_validate({"tasks": ["style"], "arms": [{"loss": "ce"}, {"loss": "pdl-official", "seeds": [0]}],
+                                         "seeds": [0, 1]})
+    assert [(s["loss"], s["seed"]) for _, s in reference_points(plan)] == [("ce", 0), ("pdl-official", 0), ("ce", 1)]
+    assert plan.points_per_task == 3 and plan.seeds_words(["ce", "pdl-official"]) == "0, 1 (pdl-official: 0)"
+    with pytest.raises(ValueError, match="not for the baseline"):
+        ReferencePlan.model_validate({"tasks": ["style"], "seeds": [0],
+                                      "arms": [{"loss": "ce"}, {"loss": "face", "seeds": [0, 1]}]})
+
+
+@pytest.mark.skipif(not (REPO / "docs" / "ablation.md").is_file(), reason="docs/ablation.md is not there yet")
+def test_committed_ablation_page_is_rebuilt_byte_for_byte(tmp_path, monkeypatch):
+    """`pdl-bench ablation --no-run` from the committed tree gives the committed page and figure."""
+    monkeypatch.chdir(REPO)
+    results = Path("results/reference")
+    built = ablation.build_ablation(results, read_plan(results, ABLATION_PLAN_FILE), tmp_path / "docs" / "ablation.md",
+                                    tmp_path / "docs" / "ablation")
+    assert built.out.read_bytes() == (REPO / "docs" / "ablation.md").read_bytes()
+    for figure in built.figures:
+        assert figure.read_bytes() == (REPO / "docs" / "ablation" / figure.name).read_bytes(), figure.name
+
+
+def test_the_command_rebuilds_the_page_and_refuses_a_plan_off_the_ladder_before_running(tree, tmp_path, capsys):
+    from harness import cli
+
+    out = tmp_path / "ablation.md"
+    assert cli.main(["ablation", "--no-run", "--results-dir", str(tree), "--out", str(out),
+                     "--figures-dir", str(tmp_path / "fig")]) == 0
+    assert "(10 of 12 planned points complete)" in capsys.readouterr().out and out.is_file()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    plan = {**PLAN, "arms": PLAN["arms"] + [{"loss": "pdl", "options": {"alpha": 0.5}}]}
+    (bad / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(plan), encoding="utf-8")
+    assert cli.main(["ablation", "--results-dir", str(bad), "--out", str(tmp_path / "x.md")]) == 2
+    assert "neither an end" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
