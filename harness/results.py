@@ -35,6 +35,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"  # written last: its presence means the point is complete
 GENERATIONS_FILE = "generations.jsonl"  # the main decoding (the task's `generation`)
 TOKEN_SCORES_FILE = "token_scores.npz"  # teacher-forced NLL and top-1 hit of every test reference token
+EXAMPLE_SCORES_FILE = "example_scores.npz"  # each decoding's example-level metric values per test example
 PROVENANCE_FILE = "provenance.json"
 TRAIN_LOG_FILE = "train_log.jsonl"
 TRAIN_COUNTS_FILE = "train_counts.npz"  # the counted token ids and their counts, compressed (a few KB)
@@ -408,6 +409,51 @@ def read_token_scores(folder: Path) -> dict | None:
     except (ValueError, EOFError, KeyError, OSError):
         raise HarnessError(f"{path} is corrupt (not the token scores a point writes)",
                            "rerun the point with --force") from None
+
+
+def outputs_digest(rows: list[dict]) -> bytes:
+    """What a decoding's per-example scores were computed from: every output, its reference and how
+    it ended (sha256 of the generations rows' texts and flags)."""
+    texts = [[row["prediction"], row["reference"], row.get("stopped")] for row in rows]
+    return hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode("utf-8")).digest()
+
+
+def write_example_scores(folder: Path, scored: dict[str | None, tuple[list[dict], dict[str, tuple[int, Any]]]]) -> Path:
+    """Per decoding (None: the main one): the digest of its generations rows and, per example-level
+    metric, (version, value per example). HELM's per-instance stats: a report reads them instead of
+    computing them again (semantic similarity embeds every output), and `rescore` rewrites them."""
+    import numpy as np
+
+    arrays = {}
+    for decoding, (rows, metrics) in scored.items():
+        stem = generations_file(decoding).removesuffix(".jsonl")
+        arrays[f"{stem}/outputs"] = np.frombuffer(outputs_digest(rows), dtype=np.uint8)
+        for name, (version, values) in metrics.items():
+            arrays[f"{stem}/{name}@v{version}"] = np.asarray(values, dtype=np.float64)
+    path = Path(folder) / EXAMPLE_SCORES_FILE
+    write_npz_atomic(path, arrays, compressed=True)
+    return path
+
+
+def read_example_scores(folder: Path, decoding: str | None, rows: list[dict],
+                        versions: dict[str, int]) -> dict[str, Any]:
+    """{metric: value per example} stored for this decoding at the `versions` given, only when they
+    were computed from exactly these generations rows; {} for a point without them (never unpickled;
+    an unreadable file reads as none: the values are then computed again)."""
+    import numpy as np
+
+    path = Path(folder) / EXAMPLE_SCORES_FILE
+    if not path.is_file():
+        return {}
+    stem = generations_file(decoding).removesuffix(".jsonl")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if f"{stem}/outputs" not in saved or saved[f"{stem}/outputs"].tobytes() != outputs_digest(rows):
+                return {}
+            return {name: saved[f"{stem}/{name}@v{version}"] for name, version in versions.items()
+                    if f"{stem}/{name}@v{version}" in saved and len(saved[f"{stem}/{name}@v{version}"]) == len(rows)}
+    except (ValueError, EOFError, OSError):
+        return {}
 
 
 def read_train_counts(folder: Path, hint: str):

@@ -171,3 +171,56 @@ def test_rescoring_a_point_from_before_format_3_keeps_its_further_decodings_not_
     new = json.loads((copy / METRICS_FILE).read_text())
     assert new["decodings"] is None and new["token_likelihood"] is None  # still "not measured", not "none made"
     assert new["metrics"]["limit-share"]["value"] is None and new["metrics"]["limit-share"]["details"]["not_measured"]
+
+
+def test_per_example_scores_are_stored_and_a_report_reads_them_instead_of_computing_them(real_point, monkeypatch):
+    """HELM's per-instance stats: scoring stores each example-level metric's value per example
+    (example_scores.npz, keyed by a digest of the generations and the metric's version); a paired
+    comparison given them gets the very numbers it would compute, without computing them (here:
+    without embedding a sentence), and a changed output makes them unusable."""
+    from harness.io import read_jsonl
+    from harness.metrics import METRICS, MetricContext, score, semantic
+    from harness.metrics.paired import SeedRun, compare_seeds
+    from harness.metrics.suite import _ESTIMATES
+    from harness.results import EXAMPLE_SCORES_FILE, read_example_scores, read_metrics
+
+    (real_point / EXAMPLE_SCORES_FILE).unlink(missing_ok=True)
+    metrics = read_config(real_point).task["metrics"]
+    old = json.loads((real_point / METRICS_FILE).read_text())
+    assert rescore_point(real_point, metrics) == "per-example scores not stored"
+    new = json.loads((real_point / METRICS_FILE).read_text())
+    assert new["metrics"] == old["metrics"] and new["decodings"] == old["decodings"]
+    assert rescore_point(real_point, metrics) is None
+
+    rows = read_jsonl(real_point / GENERATIONS_FILE)
+    names = ["semantic-similarity", "rougeL", "empty-share"]
+    stored = read_example_scores(real_point, None, rows, {name: METRICS.get(name).version for name in names})
+    assert set(stored) == set(names)
+    record = read_metrics(real_point).metrics
+    assert all(float(stored[name].mean()) == pytest.approx(record[name].value, rel=1e-12) for name in names)
+    assert read_example_scores(real_point, "sampled", read_jsonl(real_point / "generations-sampled.jsonl"),
+                               {"semantic-similarity": METRICS.get("semantic-similarity").version})
+    changed = [dict(rows[0], prediction=rows[0]["prediction"] + " more"), *rows[1:]]
+    assert read_example_scores(real_point, None, changed, {"rougeL": METRICS.get("rougeL").version}) == {}
+    assert read_example_scores(real_point, None, rows, {"rougeL": METRICS.get("rougeL").version + 1}) == {}
+
+    predictions = [r["prediction"] for r in rows]
+    references = [r["reference"] for r in rows]
+    other = predictions[1:] + predictions[:1]  # another arm's outputs: the same texts, shifted
+    computed = compare_seeds([SeedRun(other, predictions, references, MetricContext())], ["semantic-similarity"],
+                             n_boot=200, seed=0)["semantic-similarity"]
+    # the other arm's values as its own scoring would have stored them
+    known_other = {"semantic-similarity": score(other, references, metrics=["semantic-similarity"],
+                                                n_boot=0)["semantic-similarity"].examples}
+    _ESTIMATES.clear()
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("embedded again")
+
+    monkeypatch.setattr(semantic, "similarities", no_embedding)
+    read = compare_seeds([SeedRun(other, predictions, references, MetricContext(), None, None, known_other,
+                                  {"semantic-similarity": stored["semantic-similarity"]})],
+                         ["semantic-similarity"], n_boot=200, seed=0)["semantic-similarity"]
+    assert (read.delta, read.ci_low, read.ci_high, read.p_value) == \
+        (computed.delta, computed.ci_low, computed.ci_high, computed.p_value)
+

@@ -41,10 +41,14 @@ class Batch:
     """Predictions and references of one arm; shared, lazily built views live in `shared()`."""
 
     def __init__(self, predictions: list[str], references: list[str], context: MetricContext | None = None,
-                 *, workers: int = 1, wanted: frozenset[str] = frozenset(), finished: list[bool] | None = None):
+                 *, workers: int = 1, wanted: frozenset[str] = frozenset(), finished: list[bool] | None = None,
+                 known: dict[str, np.ndarray] | None = None):
         self.predictions = predictions
         self.references = references
         self.context = context or MetricContext()
+        # Per-example values of example-level metrics scored before on these very outputs (a point's
+        # example_scores.npz): used instead of computing them again (semantic similarity embeds).
+        self.known = known or {}
         # Per output: True when it ended by itself, False when max_new_tokens cut it off; None: unknown.
         self.finished = None if finished is None else np.asarray(finished, dtype=bool)
         self.workers = workers

@@ -33,6 +33,8 @@ class SeedRun(NamedTuple):
     context: MetricContext | None
     finished_a: Sequence[bool] | None = None  # per output: ended by itself (limit-share); None: unknown
     finished_b: Sequence[bool] | None = None
+    known_a: dict[str, np.ndarray] | None = None  # per-example values scored before (Batch.known)
+    known_b: dict[str, np.ndarray] | None = None
 
 
 def compare_seeds(runs: list[SeedRun], metrics: list[str], *, n_boot: int, seed: int) -> dict[str, PairedResult]:
@@ -41,7 +43,7 @@ def compare_seeds(runs: list[SeedRun], metrics: list[str], *, n_boot: int, seed:
         run = SeedRun(*runs[0])
         return compare(list(run.predictions_a), list(run.predictions_b), list(run.references), metrics=metrics,
                        context=run.context, n_boot=n_boot, seed=seed,
-                       finished_a=run.finished_a, finished_b=run.finished_b)
+                       finished_a=run.finished_a, finished_b=run.finished_b, known_a=run.known_a, known_b=run.known_b)
     return seed_averaged_compare(runs, metrics, n_boot=n_boot, seed=seed)
 
 
@@ -64,9 +66,11 @@ def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: in
     points_a = {m.name: [] for m in chosen}
     points_b = {m.name: [] for m in chosen}
     per_seed = {m.name: [] for m in chosen}  # each seed's delta on every shared resample
-    for (preds_a, preds_b, refs, context, *_), (finished_a, finished_b) in zip(runs, finished):
-        batch_a = Batch(list(preds_a), list(refs), context, wanted=wanted, finished=finished_a)
-        batch_b = Batch(list(preds_b), list(refs), context, wanted=wanted, finished=finished_b)
+    for run, (finished_a, finished_b) in zip(runs, finished):
+        batch_a = Batch(list(run.predictions_a), list(run.references), run.context, wanted=wanted, finished=finished_a,
+                        known=run.known_a)
+        batch_b = Batch(list(run.predictions_b), list(run.references), run.context, wanted=wanted, finished=finished_b,
+                        known=run.known_b)
         point_a, reps_a = estimates(chosen, batch_a, indices)
         point_b, reps_b = estimates(chosen, batch_b, indices)
         for m in chosen:

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
-from harness.metrics.base import CONTEXT_NEEDS, METRICS, Batch, Metric, MetricContext
+from harness.metrics.base import CONTEXT_NEEDS, METRICS, OUTPUT_NEEDS, Batch, Metric, MetricContext
 
 DEFAULT_METRICS: list[str] = [
     "rouge1", "rouge2", "rougeL", "rougeLsum",
@@ -45,9 +45,11 @@ class MetricResult:
     n: int
     details: dict[str, Any] = field(default_factory=dict)
     version: int = 1  # the metric's definition version (harness.metrics.base.Metric.version)
+    # an example-level metric's value per example (what its mean and interval come from); not in to_dict
+    examples: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return _json_safe({k: v for k, v in asdict(self).items() if k != "examples"})
 
 
 @dataclass
@@ -143,35 +145,53 @@ def _check_settings(n_boot: int, workers: int) -> None:
         raise HarnessError(f"workers must be a positive integer, got {workers!r}", "use 1 or the number of cores")
 
 
-def estimates(metrics: list[Metric], batch: Batch,
-              indices: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Each metric's point estimate (every example once) and its values on the resamples in `indices`.
+def estimates(metrics: list[Metric], batch: Batch, indices: np.ndarray,
+              examples: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Each metric's point estimate (every example once) and its values on the resamples in `indices`;
+    `examples`, when given, receives each example-level metric's per-example values.
 
     Reports compare every arm with the same baseline outputs, so a metric that reads only the texts
     (no training counts, tokenizer or finished flags) is remembered for the same texts, settings and
-    resamples (MTLD and semantic similarity cost seconds per call): same inputs, same numbers."""
+    resamples (MTLD and semantic similarity cost seconds per call): same inputs, same numbers. An
+    example-level metric whose per-example values the batch already knows (`Batch.known`) is not
+    computed again."""
     point, reps, todo = {}, {}, []
+    cached: dict[str, np.ndarray] = {}
     # hashed once per call and shared by every remembered metric's key (none when no metric is remembered)
     inputs = _memo_inputs(batch, indices) if any(not m.needs for m in metrics) else ()
     keys = {m.name: None if m.needs else (m.name, m.version, id(m.compute), *inputs) for m in metrics}
     for m in metrics:
         if keys[m.name] in _ESTIMATES:
-            point[m.name], reps[m.name] = _ESTIMATES[keys[m.name]]
+            point[m.name], reps[m.name], cached[m.name] = _ESTIMATES[keys[m.name]]
         else:
             todo.append(m)
-    computed = {m.name: m.compute(batch) for m in todo}
+    computed = {m.name: _known(m, batch) if _known(m, batch) is not None else m.compute(batch) for m in todo}
     ones = np.ones((1, len(batch)))
     point.update({m.name: float(m.values(computed[m.name], ones)[0]) for m in todo})
     reps.update(stats.replicates({m.name: partial(m.values, computed[m.name]) for m in todo}, indices))
     for m in todo:
+        per_example = np.asarray(computed[m.name], dtype=np.float64) if m.level == "example" else None
+        cached[m.name] = per_example
         if keys[m.name] is not None:
-            _ESTIMATES[keys[m.name]] = (point[m.name], reps[m.name])
+            _ESTIMATES[keys[m.name]] = (point[m.name], reps[m.name], per_example)
             if len(_ESTIMATES) > _ESTIMATES_KEPT:
                 _ESTIMATES.pop(next(iter(_ESTIMATES)))
+    if examples is not None:
+        examples.update({name: values for name, values in cached.items() if values is not None})
     return {m.name: point[m.name] for m in metrics}, {m.name: reps[m.name] for m in metrics}
 
 
-_ESTIMATES: dict[tuple, tuple[float, np.ndarray]] = {}  # oldest first
+def _known(metric: Metric, batch: Batch) -> np.ndarray | None:
+    """The batch's stored per-example values of an example-level metric, when it has them for every
+    example and the metric reads nothing but the texts and how they ended (a metric that reads the
+    training counts or a tokenizer is computed with the context given here)."""
+    if metric.level != "example" or not set(metric.needs) <= set(OUTPUT_NEEDS):
+        return None
+    values = batch.known.get(metric.name)
+    return values if values is not None and len(values) == len(batch) else None
+
+
+_ESTIMATES: dict[tuple, tuple[float, np.ndarray, np.ndarray | None]] = {}  # oldest first
 _ESTIMATES_KEPT = 512
 
 
@@ -203,22 +223,25 @@ def score(predictions: list[str], references: list[str], *, metrics: list[str] |
     chosen = resolve_metrics(metrics, context, finished=finished is not None)
     batch = Batch(list(predictions), list(references), context, workers=workers,
                   wanted=frozenset(m.name for m in chosen), finished=finished)
-    point, reps = estimates(chosen, batch, stats.resample_indices(len(batch), n_boot, seed))
+    examples: dict[str, np.ndarray] = {}
+    point, reps = estimates(chosen, batch, stats.resample_indices(len(batch), n_boot, seed), examples)
     details = _details(chosen, batch)
     results = {}
     for m in chosen:
         low, high = stats.interval(reps[m.name], point[m.name], bias_shift=m.level == "corpus", bounds=m.bounds)
         results[m.name] = MetricResult(m.name, m.level, m.higher_is_better, point[m.name], low, high,
-                                       len(batch), details[m.name], m.version)
+                                       len(batch), details[m.name], m.version, examples.get(m.name))
     return results
 
 
 def compare(predictions_a: list[str], predictions_b: list[str], references: list[str], *,
             metrics: list[str] | None = None, context: MetricContext | None = None, n_boot: int = 1000,
             seed: int = 0, workers: int = 1, finished_a: list[bool] | None = None,
-            finished_b: list[bool] | None = None) -> dict[str, PairedResult]:
+            finished_b: list[bool] | None = None, known_a: dict[str, np.ndarray] | None = None,
+            known_b: dict[str, np.ndarray] | None = None) -> dict[str, PairedResult]:
     """B - A for each metric with a paired bootstrap (same resampled examples for both arms).
-    `finished_a`, `finished_b`: each arm's per-output finished flags, both or neither (limit-share)."""
+    `finished_a`, `finished_b`: each arm's per-output finished flags, both or neither (limit-share).
+    `known_a`, `known_b`: per-example values scored before on these outputs (Batch.known)."""
     validate_inputs(predictions_a, references, label="predictions_a")
     validate_inputs(predictions_b, references, label="predictions_b")
     _check_settings(n_boot, workers)
@@ -228,8 +251,10 @@ def compare(predictions_a: list[str], predictions_b: list[str], references: list
         raise HarnessError("finished flags were given for one arm only", "pass finished_a and finished_b, or neither")
     chosen = resolve_metrics(metrics, context, finished=finished_a is not None)
     wanted = frozenset(m.name for m in chosen)
-    batch_a = Batch(list(predictions_a), list(references), context, workers=workers, wanted=wanted, finished=finished_a)
-    batch_b = Batch(list(predictions_b), list(references), context, workers=workers, wanted=wanted, finished=finished_b)
+    batch_a = Batch(list(predictions_a), list(references), context, workers=workers, wanted=wanted, finished=finished_a,
+                    known=known_a)
+    batch_b = Batch(list(predictions_b), list(references), context, workers=workers, wanted=wanted, finished=finished_b,
+                    known=known_b)
     indices = stats.resample_indices(len(references), n_boot, seed)
     point_a, reps_a = estimates(chosen, batch_a, indices)
     point_b, reps_b = estimates(chosen, batch_b, indices)

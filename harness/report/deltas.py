@@ -16,7 +16,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.report.collect import Group
 from harness.metrics.likelihood import LIKELIHOOD_ROWS
-from harness.results import NOT_MEASURED, decoding_metric, finished_flags, split_decoding
+from harness.results import NOT_MEASURED, decoding_metric, finished_flags, read_example_scores, split_decoding
 
 TokenizerLoader = Callable[[str], Any]
 Arm = tuple[str, str]
@@ -158,8 +158,14 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], labels:
     if not names:
         return {}, seeds
     tokenize = tokenizer()[0] if wants_tokenizer else None
+    # example-level values the points stored when scored (example_scores.npz), at today's versions
+    versions = {name: METRICS.get(name).version for name in names if name in METRICS}
+    stored = [(read_example_scores(base_points[s].path, decoding, rows_a, versions),
+               read_example_scores(arm_points[s].path, decoding, rows_b, versions))
+              for s, (rows_a, rows_b) in zip(seeds, rows)]
     runs, ids = [], None
-    for train_counts, (rows_a, rows_b), (finished_a, finished_b) in zip(counts, rows, finished):
+    for train_counts, (rows_a, rows_b), (finished_a, finished_b), (known_a, known_b) in zip(counts, rows, finished,
+                                                                                           stored):
         keys_a = [(r["id"], r["reference"]) for r in rows_a]
         if keys_a != [(r["id"], r["reference"]) for r in rows_b] or (ids is not None and keys_a != ids):
             _note(notes, f"{label}: generations cover other test examples (ids or references) than {base_label}, "
@@ -168,7 +174,7 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], labels:
         ids = keys_a
         context = MetricContext(train_counts=train_counts, tokenize=tokenize)
         runs.append(SeedRun([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
-                            [r["reference"] for r in rows_a], context, finished_a, finished_b))
+                            [r["reference"] for r in rows_a], context, finished_a, finished_b, known_a, known_b))
     return compare_seeds(runs, names, n_boot=n_boot, seed=bootstrap_seed), seeds
 
 

@@ -17,7 +17,8 @@ from harness.io import share_like_new_files, write_jsonl_atomic
 from harness.keyvalue import parse_key_value
 from harness.results import (
     GENERATIONS_FILE, TRAIN_LOG_FILE, PointConfig, PointMetrics, Provenance, generations_file,
-    point_path, read_config, read_metrics, read_provenance, write_record, write_token_scores, write_train_counts,
+    point_path, read_config, read_metrics, read_provenance, write_example_scores, write_record, write_token_scores,
+    write_train_counts,
 )
 from harness.runner.config import RunConfig
 from harness.runner.scoring import rescore_point, score_decodings
@@ -341,7 +342,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     with phases.phase("score"):
         further_scored = {name: (task.decodings[name].on_top_of(task.generation).model_dump(mode="json"), decoded)
                           for name, decoded in further_rows.items()}
-        metrics = score_decodings(task.metrics, rows, further_scored, tokenizer, setup.train_counts, seed=run.seed)
+        metrics, examples = score_decodings(task.metrics, rows, further_scored, tokenizer, setup.train_counts,
+                                            seed=run.seed)
+        write_example_scores(store.path, examples)
         metrics["token_likelihood"] = {
             **likelihood_summary(bucket_sums(scores.example, scores.token, scores.nll, scores.correct,
                                              setup.train_counts, len(test_ds)), test_ce),

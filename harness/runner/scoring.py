@@ -19,15 +19,22 @@ from harness.errors import HarnessError
 from harness.io import read_jsonl
 from harness.results import (
     PointConfig, PointMetrics, finished_flags, generations_file, read_config, read_metrics,
-    read_train_counts, write_record,
+    read_example_scores, read_train_counts, write_example_scores, write_record,
 )
 from harness.store import PointLock, PointStore
 
 
-def score_point(metrics: list[str], rows: list[dict], tokenizer, train_counts, *, seed: int) -> dict[str, Any]:
+# Per decoding (None: the main one): its rows and, per example-level metric, (version, value per
+# example): what harness.results.write_example_scores stores beside metrics.json.
+ExampleScores = dict[str | None, tuple[list[dict], dict[str, tuple[int, Any]]]]
+
+
+def score_point(metrics: list[str], rows: list[dict], tokenizer, train_counts, *,
+                seed: int) -> tuple[dict[str, Any], dict[str, tuple[int, Any]]]:
     """One decoding's metrics with bootstrap CIs (seeded by the run's seed), plus its rare-token
-    profile against the training frequencies. A metric that needs how each output ended gets a
-    record with no value when the rows do not say (generations from before result format 3)."""
+    profile against the training frequencies; and each example-level metric's (version, value per
+    example). A metric that needs how each output ended gets a record with no value when the rows
+    do not say (generations from before result format 3)."""
     from harness.metrics import METRICS, MetricContext, needing_finished, rare_token_profile, score, token_ids_fn
 
     predictions = [r["prediction"] for r in rows]
@@ -43,11 +50,13 @@ def score_point(metrics: list[str], rows: list[dict], tokenizer, train_counts, *
     for name in unmeasurable:
         records[name] = not_measured_record(METRICS.get(name), len(rows),
                                             "the generations do not record how each output ended")
+    examples = {name: (result.version, result.examples) for name, result in results.items()
+                if result.examples is not None}
     return {
         "metrics": {name: records[name] for name in metrics},
         "rare_token_profile": rare_token_profile(predictions, references, train_counts, tokenize),
         "n_test": len(rows),
-    }
+    }, examples
 
 
 def not_measured_record(metric, n: int, why: str) -> dict[str, Any]:
@@ -58,14 +67,18 @@ def not_measured_record(metric, n: int, why: str) -> dict[str, Any]:
 
 
 def score_decodings(metrics: list[str], rows: list[dict], further: dict[str, tuple[dict, list[dict]]], tokenizer,
-                    train_counts, *, seed: int) -> dict[str, Any]:
+                    train_counts, *, seed: int) -> tuple[dict[str, Any], ExampleScores]:
     """The scored part of metrics.json: the main decoding's scores, and under `decodings` each
-    further decoding's settings and scores (`further`: name -> (settings, rows))."""
-    scored = score_point(metrics, rows, tokenizer, train_counts, seed=seed)
-    scored["decodings"] = {name: {"settings": settings, **score_point(metrics, decoded, tokenizer, train_counts,
-                                                                      seed=seed)}
-                           for name, (settings, decoded) in further.items()}
-    return scored
+    further decoding's settings and scores (`further`: name -> (settings, rows)); and every
+    decoding's per-example values (ExampleScores)."""
+    scored, examples = score_point(metrics, rows, tokenizer, train_counts, seed=seed)
+    per_decoding: ExampleScores = {None: (rows, examples)}
+    scored["decodings"] = {}
+    for name, (settings, decoded) in further.items():
+        record, per_decoding[name] = score_point(metrics, decoded, tokenizer, train_counts, seed=seed)
+        scored["decodings"][name] = {"settings": settings, **record}
+        per_decoding[name] = (decoded, per_decoding[name])
+    return scored, per_decoding
 
 
 def out_of_date(record: PointMetrics, metrics: list[str]) -> str | None:
@@ -83,6 +96,22 @@ def out_of_date(record: PointMetrics, metrics: list[str]) -> str | None:
                    if stored[name].version != version]
         if changed:
             return ", ".join(changed)
+    return None
+
+
+def missing_example_scores(folder: Path, record: PointMetrics) -> str | None:
+    """"per-example scores not stored" when some decoding lacks an example-level metric's values
+    for its current generations in example_scores.npz (a point scored before the file existed, or
+    whose generations changed since); None when every one is there."""
+    decodings = [None, *(record.decodings or {})]
+    for decoding in decodings:
+        scored = record.metrics if decoding is None else record.decodings[decoding].metrics
+        wanted = {name: result.version for name, result in scored.items()
+                  if result.level == "example" and result.value is not None}
+        path = Path(folder) / generations_file(decoding)
+        if wanted and (not path.is_file() or
+                       set(read_example_scores(folder, decoding, read_jsonl(path), wanted)) != set(wanted)):
+            return "per-example scores not stored"
     return None
 
 
@@ -114,12 +143,16 @@ def rescore_point(folder: Path, metrics: list[str], *, trust_remote_code: bool =
     for name in metrics:
         METRICS.get(name)  # unknown -> one line with did-you-mean, before anything is read
     folder = Path(folder)
-    if out_of_date(read_metrics(folder), metrics) is None:
+
+    def stale(record: PointMetrics) -> str | None:
+        return out_of_date(record, metrics) or missing_example_scores(folder, record)
+
+    if stale(read_metrics(folder)) is None:
         return None  # the common case takes no lock: a read-only or busy tree can still be read
     lock = PointLock(PointStore(folder)).acquire()
     try:
         record = read_metrics(folder)  # again, under the lock: another process may have rescored it
-        reason = out_of_date(record, metrics)
+        reason = stale(record)
         if reason is None:
             return None
         config = read_config(folder)
@@ -130,8 +163,8 @@ def rescore_point(folder: Path, metrics: list[str], *, trust_remote_code: bool =
         if counts is None:
             raise HarnessError(f"{folder} has no training counts: its rare-token scores cannot be recomputed",
                                "rerun that point with --force")
-        scored = score_decodings(metrics, rows, further, _tokenizer(config.model, trust_remote_code), counts,
-                                 seed=config.seed)
+        scored, examples = score_decodings(metrics, rows, further, _tokenizer(config.model, trust_remote_code),
+                                           counts, seed=config.seed)
         if record.decodings is None:  # a point before result format 3 made no further decoding: not measured
             scored["decodings"] = None
         from harness.provenance import git_hash
@@ -139,6 +172,7 @@ def rescore_point(folder: Path, metrics: list[str], *, trust_remote_code: bool =
         rescored = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": git_hash(), "why": reason}
         new_record = PointMetrics.model_validate({**record.model_dump(mode="json"), **scored, "rescored": rescored})
         write_record(folder, _with_metrics(config, metrics))
+        write_example_scores(folder, examples)
         write_record(folder, new_record)
         return reason
     finally:
