@@ -26,7 +26,14 @@ class ReferenceArm(BaseModel):
 
     loss: str
     options: dict[str, Any] = Field(default_factory=dict)
-    seeds: list[int] | None = None  # the seeds this arm runs; None: the plan's seeds
+    seeds: list[int] | None = Field(None, min_length=1)  # the seeds this arm runs; None: the plan's seeds
+
+    @field_validator("seeds")
+    @classmethod
+    def _once_each(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {seeds} name a seed twice")
+        return seeds
 
 
 class ReferencePlan(BaseModel):

@@ -44,13 +44,14 @@ PLAN = {
 
 
 def rows(kind: str, seed: int) -> list[dict]:
-    """`empty`: every output empty (the official arithmetic); `good`: a few words copied from the
-    reference, shifted by seed, so quality and diversity are defined and vary a little."""
+    """`empty`: every output empty (the official arithmetic); `good`: the reference's words with the
+    last two shifted by seed, so quality and diversity are defined and vary a little; `exact`: the
+    reference itself; `half`: the first half of the outputs empty, the rest `good`."""
     out = []
     for i in range(N_TEST):
         reference = " ".join(WORDS[(5 * i + k) % len(WORDS)] for k in range(8))
-        prediction = "" if kind == "empty" else " ".join(WORDS[(5 * i + k + (k > 5) * seed) % len(WORDS)]
-                                                         for k in range(8))
+        good = " ".join(WORDS[(5 * i + k + (k > 5) * (seed + 1)) % len(WORDS)] for k in range(8))
+        prediction = {"empty": "", "good": good, "exact": reference, "half": "" if i < N_TEST // 2 else good}[kind]
         out.append({"id": f"t{i:02d}", "source": f"text {i}", "prediction": prediction, "reference": reference})
     return out
 
@@ -146,7 +147,7 @@ def test_the_verdict_page_counts_the_ablations_folders_and_does_not_list_them(tr
     built = verdict.build_verdict(tree, read_plan(tree), tmp_path / "results.md", tmp_path / "fig", settings=SETTINGS)
     text = built.out.read_text(encoding="utf-8")
     assert "not in the plan" not in text
-    assert "6 other complete points of this task belong to the tree's other plan (ablation.yaml)" in text
+    assert "6 other complete points of this configuration belong to the tree's other plan (ablation.yaml)" in text
 
 
 def test_an_arm_may_run_fewer_seeds_than_the_plan():
@@ -188,3 +189,28 @@ def test_the_command_rebuilds_the_page_and_refuses_a_plan_off_the_ladder_before_
     (bad / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(plan), encoding="utf-8")
     assert cli.main(["ablation", "--results-dir", str(bad), "--out", str(tmp_path / "x.md")]) == 2
     assert "neither an end" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
+
+
+def test_a_change_for_the_better_is_named_as_one_and_a_partial_fix_is_not_called_a_restore(tmp_path):
+    """Putting a choice back that raises quality says so (never "changes neither"); fixing a choice
+    that halves the official arm's empty outputs, still above pdl(alpha=1)'s, "lowers" them."""
+    for seed in (0, 1):
+        add_point(tmp_path, "ce", {}, seed, "good", 1.0)
+        add_point(tmp_path, "pdl-official", {}, seed, "empty", 1e7)
+        add_point(tmp_path, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
+        add_point(tmp_path, "pdl", BREAK_UNSEEN, seed, "exact", 1e7)
+        add_point(tmp_path, "pdl", FIX_UNSEEN, seed, "half", 1.0)
+    (tmp_path / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
+    built = ablation.build_ablation(tmp_path, read_plan(tmp_path, ABLATION_PLAN_FILE), tmp_path / "a.md",
+                                    tmp_path / "fig", settings=SETTINGS)
+    text = built.out.read_text(encoding="utf-8")
+    assert "Putting `unseen_weight=formula` back alone improves bleu +" in text
+    assert ("Fixing `unseen_weight` alone (`unseen_weight=neutral`) lowers the empty share to 50% "
+            "(pdl-official: 100%), still above pdl(alpha=1)'s 0%") in text
+
+
+def test_both_ends_must_run_every_rungs_seeds():
+    arms = [dict(arm) for arm in PLAN["arms"]]
+    arms[1]["seeds"] = [0]  # pdl-official at seed 0 only, its rungs at 0 and 1
+    with pytest.raises(HarnessError, match="seed 1 has no such end point"):
+        ablation.ladder(ReferencePlan.model_validate({**PLAN, "arms": arms}))

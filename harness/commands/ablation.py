@@ -12,7 +12,8 @@ Which of the official PDL code's choices break PDL? Read the ablation plan
 pdl(alpha=1) (pdl's defaults), and between them each choice where they differ (frequency source,
 normalisation, special-token and unseen-token weights) flipped alone, both ways. Run every planned
 point that is not complete yet, in the same results tree as the verdict page (the ends and ce are
-its points, run once: the same identity), then rebuild the ablation page from the tree alone: per
+its points, run once: the same identity; one of an earlier result format is rerun once, as
+`reference` does), then rebuild the ablation page from the tree alone: per
 task the empty share, length, quality and diversity of every arm, the token weights it trained
 with, paired deltas against both ends, one sentence per choice by fixed rules, and a
 quality-diversity figure. `make ablation` runs this command.
@@ -33,4 +34,4 @@ def add_arguments(parser):
 def run(args) -> int:
     from harness.report.ablation import build_ablation, ladder
 
-    return run_page(args, ABLATION_PLAN_FILE, build_ablation, check=ladder)
+    return run_page(args, "ablation", ABLATION_PLAN_FILE, build_ablation, check=ladder)

@@ -36,9 +36,10 @@ def add_page_arguments(parser, *, plan_file: str, out: Path, figures: Path) -> N
                         help="run nothing: only rebuild the page from the points already in the tree")
 
 
-def run_page(args, plan_file: str, build_page, check=None) -> int:
+def run_page(args, name: str, plan_file: str, build_page, check=None) -> int:
     """Read the plan, `check` it (a plan the page cannot read fails before hours of running), run
-    its unfinished points unless --no-run, then rebuild the page with `build_page`."""
+    its unfinished points unless --no-run, then rebuild the page with `build_page`. `name` (the
+    command) heads the progress lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,13 +48,14 @@ def run_page(args, plan_file: str, build_page, check=None) -> int:
     plan = read_plan(args.results_dir, plan_file)
     if check is not None:
         check(plan)
-    outcomes = None
+    outcomes, rescored = None, None
     if not args.no_run:
         # ---- the running part: harness.runner.reference runs the unfinished planned points ----
         from harness.runner.reference import run_reference_points
         from harness.runner.sweep import print_summary
 
-        outcomes = run_reference_points(plan, args.results_dir, progress=True)
+        outcomes, rescored = run_reference_points(plan, args.results_dir, progress=True,
+                                                  name=name)
         if outcomes:
             print_summary(outcomes)
     page = build_page(args.results_dir, plan, args.out, args.figures_dir)
@@ -63,7 +65,7 @@ def run_page(args, plan_file: str, build_page, check=None) -> int:
         return 0
     from harness.runner.sweep import exit_code
 
-    return exit_code(outcomes)
+    return max(exit_code(outcomes), 1 if rescored.problems else 0)  # a point left unrescored fails the command too
 
 
 def add_arguments(parser):
@@ -73,4 +75,4 @@ def add_arguments(parser):
 def run(args) -> int:
     from harness.report.verdict import build_verdict
 
-    return run_page(args, PLAN_FILE, build_verdict)
+    return run_page(args, "reference", PLAN_FILE, build_verdict)

@@ -187,6 +187,9 @@ def _known(metric: Metric, batch: Batch) -> np.ndarray | None:
     training counts or a tokenizer is computed with the context given here)."""
     if metric.level != "example" or not set(metric.needs) <= set(OUTPUT_NEEDS):
         return None
+    context = batch.context
+    if (context.diversity_tokens, context.sentence_splitter) != ("words", "auto"):
+        return None  # stored values were scored with the defaults (words, the automatic sentence splitter)
     values = batch.known.get(metric.name)
     return values if values is not None and len(values) == len(batch) else None
 

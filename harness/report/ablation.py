@@ -29,7 +29,7 @@ from harness.report.deltas import TokenizerLoader
 from harness.report.tables import VALIDATION_CE, GroupTable, TableSettings, build_group_table
 from harness.report.verdict import (
     DIVERSITY_PREFERENCE, PAGE_SETTINGS, QUALITY_PREFERENCE, Arm, TaskResults, _shown, ci_sign, compute_seconds,
-    main_metric, missing_markdown, planned_arms, read_tree, resolved_arm, task_results,
+    main_metric, missing_markdown, planned_arms, read_tree, resolved_arm, seed_disagreement, task_results,
 )
 from harness.reference_plan import ReferenceArm
 
@@ -89,6 +89,12 @@ def ladder(plan: ReferencePlan) -> list[Rung]:
         raise HarnessError(f"the ablation plan needs ce first and both ends once (pdl-official and pdl alpha=1); "
                            f"it has {', '.join(r.label for r in rungs)}",
                            f"fix the arms of {ABLATION_PLAN_FILE}")
+    ends = [plan.arm_seeds(roles.index(role)) for role in (OFFICIAL, FIXED)]
+    short = [f"{r.label} seed {seed}" for i, r in enumerate(rungs) for seed in plan.arm_seeds(i)
+             if any(seed not in seeds for seeds in ends)]
+    if short:
+        raise HarnessError(f"every rung is compared with both ends of the same seed, but {', '.join(short)} "
+                           "has no such end point planned", f"give both ends every rung's seeds in {ABLATION_PLAN_FILE}")
     return rungs
 
 
@@ -145,6 +151,8 @@ def judge_ablation_task(results: TaskResults, rungs: list[Rung], settings: Table
     if group is None or not group.points:
         return task
     task.quality, task.diversity, names = ablation_metrics(group.metric_list())
+    if not any(p.metrics.get("validation_ce") is not None for p in group.points):
+        names = [n for n in names if n != VALIDATION_CE]  # a task without a validation split
     present = {p.arm for p in group.points}
     for role in (FIXED, OFFICIAL):
         anchor = end(rungs, role).arm
@@ -175,39 +183,64 @@ def weight_words(weights: dict | None) -> str:
     return f" ({eos}{largest})"
 
 
+def better_sign(row: Comparison | None) -> int:
+    """+1 when the row's resolved change (ci_sign) is for the better, -1 for the worse, 0 otherwise."""
+    if row is None or row.higher_is_better is None:
+        return 0
+    return ci_sign(row) * (1 if row.higher_is_better else -1)
+
+
+def seeds_note(*rows: Comparison | None) -> str:
+    """Why a delta the test examples resolve is not called a change (verdict.seed_disagreement)."""
+    return "".join(seed_disagreement(row) for row in rows if row is not None)
+
+
 def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
-    """What putting one official choice back into pdl does, against pdl(alpha=1)."""
+    """What putting one official choice back into pdl does to the empty share and quality, against
+    pdl(alpha=1): each change named only when ci_sign resolves it, in its own direction."""
     rung, fixed = rung_of(rungs, BREAK, choice), end(rungs, FIXED)
     empty, quality = task.row(EMPTY, rung, FIXED), task.row(task.quality, rung, FIXED)
     head = f"putting `{rung.label.removeprefix('pdl + ')}` back alone"
     if empty is None:
         return f"{head}: not compared yet (points missing)."
     share, base = percent(mean_of(empty)), percent(empty.baseline.mean if empty.baseline else None)
+    changes = []
     if ci_sign(empty) > 0:
-        text = f"{head} empties {share} of outputs ({fixed.label}: {base})"
-    elif quality is not None and ci_sign(quality) < 0:
-        text = f"{head} keeps the outputs ({share} empty) but costs {task.quality} {delta_text(quality)}"
+        changes.append(f"empties {share} of outputs ({fixed.label}: {base})")
+    elif ci_sign(empty) < 0:
+        changes.append(f"lowers the empty share to {share} ({fixed.label}: {base})")
+    if better_sign(quality):
+        changes.append(f"{'improves' if better_sign(quality) > 0 else 'costs'} {task.quality} {delta_text(quality)}")
+    if changes:
+        text = f"{head} {' and '.join(changes)}"
     else:
+        quality_text = f"{task.quality} {delta_text(quality)}" if quality is not None else "no quality metric"
         text = (f"{head} changes neither the empty share ({share}) nor {task.quality} by a difference the test "
-                f"resolves ({task.quality} {delta_text(quality) if quality is not None else 'n/a'})")
-    return text + weight_words(task.weights(rung)) + "."
+                f"resolves ({quality_text})")
+    return text + seeds_note(empty, quality) + weight_words(task.weights(rung)) + "."
 
 
 def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
-    """What fixing one choice alone in the official arithmetic does, against pdl-official."""
-    rung, official = rung_of(rungs, FIX, choice), end(rungs, OFFICIAL)
-    empty = task.row(EMPTY, rung, OFFICIAL)
+    """What fixing one choice alone in the official arithmetic does to the empty share, against
+    pdl-official; "restores" only when the share also is not resolved above pdl(alpha=1)'s."""
+    rung, official, fixed = rung_of(rungs, FIX, choice), end(rungs, OFFICIAL), end(rungs, FIXED)
+    empty, against_fixed = task.row(EMPTY, rung, OFFICIAL), task.row(EMPTY, rung, FIXED)
     head = f"fixing `{choice}` alone (`{rung.label.removeprefix('official + ')}`)"
     if empty is None:
         return f"{head}: not compared yet (points missing)."
     share, base = percent(mean_of(empty)), percent(empty.baseline.mean if empty.baseline else None)
-    if ci_sign(empty) < 0:
+    fixed_share = percent(against_fixed.baseline.mean) if against_fixed is not None and against_fixed.baseline else "n/a"
+    if ci_sign(empty) < 0 and ci_sign(against_fixed) <= 0:
         quality = task.row(task.quality, rung, FIXED)
-        against_fixed = (f"; {task.quality} {delta_text(quality)} against {end(rungs, FIXED).label}"
-                         if quality is not None and quality.delta is not None else "")
-        text = f"{head} restores outputs: {share} empty against {official.label}'s {base}{against_fixed}"
+        quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
+                        if quality is not None and quality.delta is not None else "")
+        text = (f"{head} restores outputs: {share} empty against {official.label}'s {base} "
+                f"({fixed.label}: {fixed_share}){quality_text}")
+    elif ci_sign(empty) < 0:
+        text = (f"{head} lowers the empty share to {share} ({official.label}: {base}), still above "
+                f"{fixed.label}'s {fixed_share}")
     else:
-        text = f"{head} leaves {share} of outputs empty ({official.label}: {base})"
+        text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty)
     return text + weight_words(task.weights(rung)) + "."
 
 
@@ -356,8 +389,9 @@ def task_section(task: AblationTask, rungs: list[Rung], plan: ReferencePlan) -> 
         parts += ["### Arms (mean ± std over seeds)", "", markdown_table(values_grid(task, rungs)), ""]
         for role, title in ((FIXED, "pdl(alpha=1)"), (OFFICIAL, "pdl-official")):
             if role in task.against:
+                notes = " ".join(task.against[role].notes)
                 parts += [f"### Δ against {title} (95% paired-bootstrap CI over test examples, averaged over seeds)",
-                          "", markdown_table(delta_grid(task, rungs, role)), ""]
+                          "", markdown_table(delta_grid(task, rungs, role)), ""] + ([notes, ""] if notes else [])
     parts += ["### Missing points", "", missing_markdown(task.results), ""]
     return "\n".join(parts)
 
@@ -376,7 +410,7 @@ def render_ablation(results_dir: Path, plan: ReferencePlan, rungs: list[Rung], t
          "verdict page (docs/results.md); `pdl(alpha=1)` is the same decay with pdl's defaults. They differ in "
          "the four choices below. Each rung between them flips one choice alone: `official + X` fixes X in the "
          "official arithmetic, `pdl + X` puts the official X back into pdl. The ends and ce are the verdict "
-         "page's own points (the same identity), not rerun."), "",
+         "page's own points (the same identity): each is run once and read by both pages."), "",
         markdown_table(choices_grid()), "",
         (f"Tasks {', '.join(plan.tasks)}; seeds {plan.seeds_words([r.label for r in rungs])}. "
          f"**{len(points)} of {planned} planned points are complete.** Total compute: "

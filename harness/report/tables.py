@@ -187,7 +187,9 @@ def rarefaction_notes(group: Group, names: list[str]) -> list[str]:
         rows = [name for name in names if split_decoding(name)[1] == metric]
         if rows:
             details = {labels[arm]: _stored_details(group.points_of(arm).values(), rows) for arm in group.arms()}
-            notes.append(_rarefaction_note(metric, n, {label: found for label, found in details.items() if found}))
+            found = {label: records for label, records in details.items() if records}
+            if found:  # no stored result (every row not measured): no m to state
+                notes.append(_rarefaction_note(metric, n, found))
     return notes
 
 

@@ -166,11 +166,11 @@ def task_results(collection: Collection, task: str, plan: ReferencePlan, arms: l
                                        NOT_RUN if path is None else folder_state(path)))
     elsewhere = other_plans_points(collection.root, plan_file) - planned
     result.not_compared = not_compared(collection, task, groups, group, planned | elsewhere, keys)
-    shared = sum((p.arm, p.seed) in elsewhere for g in groups for p in g.points)
+    shared = sum((p.arm, p.seed) in elsewhere for p in group.points) if group is not None else 0
     if shared:
         others = ", ".join(name for name in PLAN_FILES if name != plan_file)
-        result.other_plans = (f"{shared} other complete points of this task belong to the tree's other plan "
-                              f"({others}) and are read on its page.")
+        result.other_plans = (f"{shared} other complete points of this configuration belong to the tree's other "
+                              f"plan ({others}) and are read on its page.")
     return result
 
 

@@ -5,11 +5,14 @@ is skipped and a failed one is recorded (error.json) while the others go on."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.reference_plan import ReferencePlan
 from harness.results import LOAD_TIME_MEASUREMENTS_FORMAT
 from harness.runner.config import RunConfig
+
+if TYPE_CHECKING:
+    from harness.runner.scoring import RescoreSummary
 
 
 def reference_points(plan: ReferencePlan) -> list[tuple[RunConfig, dict[str, Any]]]:
@@ -42,10 +45,12 @@ def measured_before_load_time(folder: Path) -> bool:
         return False
 
 
-def run_reference_points(plan: ReferencePlan, results_dir: Path, progress: bool = True) -> list:
-    """Run what is not complete yet, and rerun (as --force does: the earlier folder is kept aside
-    until the rerun has finished) the complete points of an earlier result format; the outcomes of
-    the points run (finished ones are skipped)."""
+def run_reference_points(plan: ReferencePlan, results_dir: Path, progress: bool = True,
+                         name: str = "reference") -> tuple[list, "RescoreSummary"]:
+    """Rescore the finished points, run what is not complete yet, and rerun (as --force does: the
+    earlier folder is kept aside until the rerun has finished) the complete points of an earlier
+    result format, which any plan naming them needs once; the outcomes of the points run (finished
+    ones are skipped) and the rescore summary. `name` says which plan in the progress lines."""
     from dataclasses import replace
 
     from harness.runner.launch import pending, plan_sweep, rescore_finished
@@ -54,9 +59,9 @@ def run_reference_points(plan: ReferencePlan, results_dir: Path, progress: bool 
     planned = [replace(p, rerun=p.complete and measured_before_load_time(p.path))
                for p in plan_sweep(reference_points(plan), results_dir)]
     todo = pending(planned, force=False)
-    rescore_finished(planned, progress=progress)
+    rescored = rescore_finished(planned, progress=progress)
     outdated = sum(p.rerun for p in planned)
-    print(f"reference: {len(planned)} points, {len(planned) - len(todo)} complete, {len(todo)} to run"
+    print(f"{name}: {len(planned)} points, {len(planned) - len(todo)} complete, {len(todo)} to run"
           + (f" ({outdated} of them complete but measured before result format {LOAD_TIME_MEASUREMENTS_FORMAT}: rerun once "
              "for the likelihood by frequency and the sampled decoding)" if outdated else ""), flush=True)
-    return run_sweep(todo, results_dir, force=False, progress=progress)
+    return run_sweep(todo, results_dir, force=False, progress=progress), rescored

@@ -165,6 +165,9 @@ def rescore_point(folder: Path, metrics: list[str], *, trust_remote_code: bool =
                                "rerun that point with --force")
         scored, examples = score_decodings(metrics, rows, further, _tokenizer(config.model, trust_remote_code),
                                            counts, seed=config.seed)
+        write_example_scores(folder, examples)
+        if out_of_date(record, metrics) is None:
+            return reason  # only the per-example scores were missing: the scores themselves stand as they are
         if record.decodings is None:  # a point before result format 3 made no further decoding: not measured
             scored["decodings"] = None
         from harness.provenance import git_hash
@@ -172,7 +175,6 @@ def rescore_point(folder: Path, metrics: list[str], *, trust_remote_code: bool =
         rescored = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": git_hash(), "why": reason}
         new_record = PointMetrics.model_validate({**record.model_dump(mode="json"), **scored, "rescored": rescored})
         write_record(folder, _with_metrics(config, metrics))
-        write_example_scores(folder, examples)
         write_record(folder, new_record)
         return reason
     finally:
