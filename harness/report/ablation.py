@@ -361,7 +361,7 @@ def headline_grid(tasks: list[AblationTask], rungs: list[Rung]) -> Grid:
                 rung = rung_of(rungs, role, choice)
                 anchor = FIXED if role == BREAK else OFFICIAL
                 empty = task.row(EMPTY, rung, anchor) if rung else None
-                cells.append("" if empty is None else f"{percent(mean_of(empty))} ({delta_text(empty)})")
+                cells.append("not compared yet" if empty is None else f"{percent(mean_of(empty))} ({delta_text(empty)})")
             rows.append(Row([f"`{choice}`", task.results.task, *cells]))
     headers = ["choice", "task", "empty share, official value put back into pdl (Δ vs pdl(alpha=1))",
                "empty share, pdl default alone in official (Δ vs pdl-official)"]
