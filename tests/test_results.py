@@ -110,7 +110,7 @@ def test_the_tables_leave_out_what_bench_would_refuse(tmp_path):
     prov = json.loads((paths["pdl"] / "provenance.json").read_text())
     (paths["pdl"] / "provenance.json").write_text(json.dumps({**prov, "init_hash": "other"}))
     [table] = build_tables(collect(tmp_path), tokenizer_loader=lambda model, trust_remote_code=False: WordTokenizer())
-    assert any("not paired with CE (init_hash differs (demo vs other))" in note for note in table.notes)
+    assert any("not paired with ce (init_hash differs (demo vs other))" in note for note in table.notes)
     pdl = table.main[table.main["arm"] == "pdl(alpha=1)"].iloc[0]
     assert pdl["delta"] is None or np.isnan(pdl["delta"])
 
