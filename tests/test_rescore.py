@@ -159,16 +159,26 @@ def test_asking_a_finished_point_for_other_metrics_rescores_it_without_training(
     assert "rescored" in capsys.readouterr().out
 
 
-def test_rescoring_a_point_from_before_format_3_keeps_its_further_decodings_not_measured(tmp_path):
-    earlier = REPO / "results/reference/bible/smollm2-135m/ce-s1-5822ad7d"
-    if not (earlier / METRICS_FILE).is_file() or json.loads((earlier / METRICS_FILE).read_text()).get("decodings"):
-        pytest.skip(f"{earlier} is not a committed point of result format 2 in this checkout")
-    copy = tmp_path / "results" / "bible" / "smollm2-135m" / earlier.name
-    shutil.copytree(earlier, copy)
-    metrics = [name for name in read_config(copy).task["metrics"] if name != "limit-share"]
-    rescore_point(copy, metrics)  # without limit-share first (the committed tree may have it already)
-    assert rescore_point(copy, [*metrics, "limit-share"]) == "+limit-share"
-    new = json.loads((copy / METRICS_FILE).read_text())
+def as_before_format_3(point: Path) -> None:
+    """Make a format-3 point folder what a point of result format 2 was: one decoding, generations
+    that do not say how each output ended, no likelihood by frequency."""
+    from harness.io import read_jsonl, write_jsonl_atomic
+
+    rows = [{k: v for k, v in row.items() if k not in ("new_tokens", "stopped")}
+            for row in read_jsonl(point / GENERATIONS_FILE)]
+    write_jsonl_atomic(point / GENERATIONS_FILE, rows)
+    for name in ("generations-sampled.jsonl", "token_scores.npz", "example_scores.npz"):
+        (point / name).unlink(missing_ok=True)
+    record = json.loads((point / METRICS_FILE).read_text())
+    (point / METRICS_FILE).write_text(json.dumps({**record, "decodings": None, "token_likelihood": None}))
+
+
+def test_rescoring_a_point_from_before_format_3_keeps_its_further_decodings_not_measured(real_point):
+    as_before_format_3(real_point)
+    metrics = [name for name in read_config(real_point).task["metrics"] if name != "limit-share"]
+    rescore_point(real_point, metrics)
+    assert rescore_point(real_point, [*metrics, "limit-share"]) == "+limit-share"
+    new = json.loads((real_point / METRICS_FILE).read_text())
     assert new["decodings"] is None and new["token_likelihood"] is None  # still "not measured", not "none made"
     assert new["metrics"]["limit-share"]["value"] is None and new["metrics"]["limit-share"]["details"]["not_measured"]
 
