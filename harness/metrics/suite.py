@@ -165,7 +165,8 @@ def estimates(metrics: list[Metric], batch: Batch, indices: np.ndarray,
             point[m.name], reps[m.name], cached[m.name] = _ESTIMATES[keys[m.name]]
         else:
             todo.append(m)
-    computed = {m.name: _known(m, batch) if _known(m, batch) is not None else m.compute(batch) for m in todo}
+    known = {m.name: _known(m, batch) for m in todo}
+    computed = {m.name: known[m.name] if known[m.name] is not None else m.compute(batch) for m in todo}
     ones = np.ones((1, len(batch)))
     point.update({m.name: float(m.values(computed[m.name], ones)[0]) for m in todo})
     reps.update(stats.replicates({m.name: partial(m.values, computed[m.name]) for m in todo}, indices))

@@ -28,8 +28,8 @@ from harness.render.markdown import markdown_table, markdown_text
 from harness.report.deltas import TokenizerLoader
 from harness.report.tables import VALIDATION_CE, GroupTable, TableSettings, build_group_table
 from harness.report.verdict import (
-    DIVERSITY_PREFERENCE, PAGE_SETTINGS, QUALITY_PREFERENCE, Arm, TaskResults, _shown, ci_sign, compute_seconds,
-    main_metric, missing_markdown, planned_arms, read_tree, resolved_arm, seed_disagreement, task_results,
+    DIVERSITY_PREFERENCE, PAGE_SETTINGS, QUALITY_PREFERENCE, Arm, TaskResults, _figure_link, _shown, ci_sign,
+    compute_seconds, main_metric, missing_markdown, planned_arms, read_tree, resolved_arm, seed_disagreement, task_results,
 )
 from harness.reference_plan import ReferenceArm
 
@@ -441,8 +441,6 @@ def build_ablation(results_dir: Path, plan: ReferencePlan, out: Path, figures_di
                    settings: TableSettings = PAGE_SETTINGS,
                    tokenizer_loader: TokenizerLoader | None = None) -> AblationPage:
     """Write the ablation page `out` and its figure under `figures_dir` from the tree alone."""
-    import os
-
     from harness.report import plots
 
     rungs = ladder(plan)
@@ -455,7 +453,7 @@ def build_ablation(results_dir: Path, plan: ReferencePlan, out: Path, figures_di
     figures, link = [], None
     if fig is not None:
         figures = plots.save_figure(fig, stem, formats=("png",))
-        link = Path(os.path.relpath(figures[0].resolve(), Path(out).resolve().parent)).as_posix()
+        link = f"{_figure_link(out, figures_dir)}/{figures[0].name}"
     else:
         stem.with_name(f"{FIGURE}.png").unlink(missing_ok=True)
     write_text_atomic(Path(out), render_ablation(results_dir, plan, rungs, tasks, link))
