@@ -164,6 +164,16 @@ def test_only_a_delta_over_several_seeds_shows_a_seed_ci_and_its_per_seed_deltas
     assert cells == [["[-0.0123, +0.2]", "+0.123 / -0.000457 / +0.2"], ["", "+0.123 / -0.000457 / +0.2"], ["", ""]]
 
 
+def test_the_delta_column_names_a_baseline_other_than_ce():
+    """Against CE the header keeps the docs' name; against another arm (the ablation's tables
+    against pdl-official) it names that arm, so the column never claims a CE it does not show."""
+    against_ce = arm_grid(TABLE_ROWS).headers[3]
+    official = _arm("pdl-official", 17.0, 1.0)
+    rows = [Comparison("rouge1", True, official, n=30),
+            Comparison("rouge1", True, _arm("pdl(alpha=1)", 17.874, 3.5056), official, delta=0.874, n=30)]
+    assert (against_ce, arm_grid(rows).headers[3]) == ("Δ vs CE [95% CI]", "Δ vs pdl-official [95% CI]")
+
+
 @pytest.mark.parametrize("field", ["delta", "ci_low", "ci_high", "p_value"])
 def test_from_paired_turns_nan_into_missing(field):
     record = dict(BENCH["metrics"]["bleu"], **{field: math.nan})

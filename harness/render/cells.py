@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.comparison import Comparison
+from harness.comparison import ArmValue, Comparison
 from harness.numbers import format_delta, format_interval, format_p, format_value, is_missing
 from harness.results import NOT_MEASURED
 
@@ -20,6 +20,7 @@ ARROWS = {True: "↑", False: "↓"}
 PAIR_DIGITS = 4  # values, deltas and interval ends of a two-arm table
 VALUE_DIGITS, SPREAD_DIGITS, DELTA_DIGITS = 4, 2, 3  # mean, ± std and delta [interval] of an arm table
 ARM_HEADERS = ["metric", "arm", "mean ± std (seeds)", "Δ vs CE [95% CI]", "p", "seed CI", "Δ per seed", "seeds", "n"]
+DELTA_COLUMN = 3
 
 
 @dataclass(frozen=True)
@@ -95,17 +96,32 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def mean_std_text(arm: ArmValue) -> str:
+    """`0.4321 ± 0.02`: an arm's mean over seeds and their sample std, as every arm table prints it."""
+    spread = f" ± {format_value(arm.std, SPREAD_DIGITS)}" if not is_missing(arm.std) else ""
+    return f"{format_value(arm.mean, VALUE_DIGITS)}{spread}"
+
+
+def arm_headers(rows: Sequence[Comparison]) -> list[str]:
+    """The arm table's headers; the delta column names its baseline when that is not the CE arm
+    (e.g. the ablation's tables against pdl-official)."""
+    baselines = {c.baseline.label for c in rows if c.baseline is not None}
+    headers = list(ARM_HEADERS)
+    if len(baselines) == 1 and baselines != {"ce"}:
+        headers[DELTA_COLUMN] = f"Δ vs {baselines.pop()} [95% CI]"
+    return headers
+
+
 def arm_grid(rows: Sequence[Comparison]) -> Grid:
     """metric | arm | mean ± std | Δ [CI] | p | seed CI | Δ per seed | seeds | n, one row per
     (metric, arm); best mean in bold."""
     out = []
     for i, c in enumerate(rows):
-        spread = f" ± {format_value(c.arm.std, SPREAD_DIGITS)}" if not is_missing(c.arm.std) else ""
-        value = f"{format_value(c.arm.mean, VALUE_DIGITS)}{spread}" if c.arm.measured else NOT_MEASURED
+        value = mean_std_text(c.arm) if c.arm.measured else NOT_MEASURED
         cells = [metric_label(c.metric, c.higher_is_better), c.arm.label, value, delta_text(c), format_p(c.p_value),
                  *seed_cells(c), str(c.arm.n_seeds), "" if c.n is None else str(int(c.n))]
         out.append(Row(cells, bold=(2,) if c.best else (), block_start=i == 0 or rows[i - 1].metric != c.metric))
-    return Grid(list(ARM_HEADERS), [False, False] + [True] * (len(ARM_HEADERS) - 2), out, grouped=True)
+    return Grid(arm_headers(rows), [False, False] + [True] * (len(ARM_HEADERS) - 2), out, grouped=True)
 
 
 def value_grid(results: Iterable[Any], *, missing: str = "") -> Grid:

@@ -23,7 +23,7 @@ from harness.errors import HarnessError
 from harness.io import write_text_atomic
 from harness.numbers import format_value
 from harness.reference_plan import ABLATION_PLAN_FILE, ReferencePlan
-from harness.render.cells import Grid, Row, delta_text, duration_text
+from harness.render.cells import Grid, Row, delta_text, duration_text, mean_std_text
 from harness.render.markdown import markdown_table, markdown_text
 from harness.report.deltas import TokenizerLoader
 from harness.report.tables import VALIDATION_CE, GroupTable, TableSettings, build_group_table
@@ -116,6 +116,7 @@ class AblationTask:
     results: TaskResults
     quality: str | None = None
     diversity: str | None = None
+    metrics: list[str] = field(default_factory=list)  # the page's metrics, in column order
     against: dict[str, GroupTable] = field(default_factory=dict)  # end role -> table with deltas vs that end
 
     def row(self, metric: str | None, rung: Rung, against: str) -> Comparison | None:
@@ -153,6 +154,7 @@ def judge_ablation_task(results: TaskResults, rungs: list[Rung], settings: Table
     task.quality, task.diversity, names = ablation_metrics(group.metric_list())
     if not any(p.metrics.get("validation_ce") is not None for p in group.points):
         names = [n for n in names if n != VALIDATION_CE]  # a task without a validation split
+    task.metrics = names
     present = {p.arm for p in group.points}
     for role in (FIXED, OFFICIAL):
         anchor = end(rungs, role).arm
@@ -263,10 +265,7 @@ def choice_lines(task: AblationTask, rungs: list[Rung]) -> list[str]:
 
 
 def _cell(row: Comparison | None) -> str:
-    if row is None or not row.arm.measured:
-        return ""
-    spread = f" ± {format_value(row.arm.std, 3)}" if row.arm.std is not None and math.isfinite(row.arm.std) else ""
-    return f"{format_value(row.arm.mean, 4)}{spread}"
+    return mean_std_text(row.arm) if row is not None and row.arm.measured else ""
 
 
 def values_grid(task: AblationTask, rungs: list[Rung]) -> Grid:
@@ -301,7 +300,7 @@ def _metrics(task: AblationTask) -> list[str]:
     if table is None:
         return []
     shown = set(table.main["metric"])
-    return [m for m in ablation_metrics(table.group.metric_list())[2] if m in shown]
+    return [m for m in task.metrics if m in shown]
 
 
 # ----------------------------------------------------------------- the figure
