@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -406,7 +407,7 @@ def read_token_scores(folder: Path) -> dict | None:
     try:
         with np.load(path, allow_pickle=False) as saved:
             return {key: saved[key] for key in ("example", "token", "nll", "correct")}
-    except (ValueError, EOFError, KeyError, OSError):
+    except (ValueError, EOFError, KeyError, OSError, zipfile.BadZipFile):
         raise HarnessError(f"{path} is corrupt (not the token scores a point writes)",
                            "rerun the point with --force") from None
 
@@ -452,7 +453,7 @@ def read_example_scores(folder: Path, decoding: str | None, rows: list[dict],
                 return {}
             return {name: saved[f"{stem}/{name}@v{version}"] for name, version in versions.items()
                     if f"{stem}/{name}@v{version}" in saved and len(saved[f"{stem}/{name}@v{version}"]) == len(rows)}
-    except (ValueError, EOFError, OSError):
+    except (ValueError, EOFError, KeyError, OSError, zipfile.BadZipFile):
         return {}
 
 
@@ -475,7 +476,7 @@ def read_counts_file(path: Path, hint: str):
         with np.load(path, allow_pickle=False) as saved:
             counts = np.zeros(int(saved["size"]), dtype=np.int64)
             counts[saved["ids"]] = saved["counts"]
-    except (ValueError, EOFError, KeyError, IndexError, TypeError):
+    except (ValueError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile):
         raise HarnessError(f"{path} is corrupt (not the sparse token counts a point writes)", hint) from None
     except OSError as err:
         raise read_error(path, err) from None

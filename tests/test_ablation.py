@@ -132,6 +132,21 @@ def test_sentences_follow_the_numbers(page):
     assert "![quality-diversity plane](fig/ablation_plane.png)" in page
 
 
+def test_a_fix_is_not_called_restoring_before_the_fixed_end_has_run(tmp_path):
+    """"Restores" compares with pdl(alpha=1) too: with that end not run, the sentence says so."""
+    for seed in (0, 1):
+        add_point(tmp_path, "ce", {}, seed, "good", 1.0)
+        add_point(tmp_path, "pdl-official", {}, seed, "empty", 1e7)
+        add_point(tmp_path, "pdl", FIX_UNSEEN, seed, "good", 1.0)
+    (tmp_path / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
+    built = ablation.build_ablation(tmp_path, read_plan(tmp_path, ABLATION_PLAN_FILE), tmp_path / "ablation.md",
+                                    tmp_path / "fig", settings=SETTINGS)
+    page = built.out.read_text(encoding="utf-8")
+    assert "restores outputs" not in page
+    assert ("Fixing `unseen_weight` alone (`unseen_weight=neutral`) lowers the empty share to 0% (pdl-official: 100%); "
+            "not compared with pdl(alpha=1) yet (points missing)") in page
+
+
 def test_the_headline_gives_both_directions_of_a_choice(page):
     line = next(row for row in page.splitlines() if row.startswith("| `unseen_weight` | style |"))
     assert "| 100% (+1 [+1, +1]) | 0% (-1 [-1, -1]) |" in line
@@ -148,6 +163,18 @@ def test_the_verdict_page_counts_the_ablations_folders_and_does_not_list_them(tr
     text = built.out.read_text(encoding="utf-8")
     assert "not in the plan" not in text
     assert "6 other complete points of this configuration belong to the tree's other plan (ablation.yaml)" in text
+
+
+def test_a_folder_only_an_other_tasks_plan_names_is_listed(tree, tmp_path):
+    """The other plan covers the folder's arm but not its task: no page reads it, so it is listed."""
+    import shutil
+
+    copy = tmp_path / "tree"
+    shutil.copytree(tree, copy)
+    (copy / ABLATION_PLAN_FILE).write_text(yaml.safe_dump({**PLAN, "tasks": ["another-task"]}), encoding="utf-8")
+    built = verdict.build_verdict(copy, read_plan(copy), tmp_path / "results.md", tmp_path / "fig", settings=SETTINGS)
+    text = built.out.read_text(encoding="utf-8")
+    assert "other plan" not in text and text.count("not in the plan") == 6
 
 
 def test_an_arm_may_run_fewer_seeds_than_the_plan():

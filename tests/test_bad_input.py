@@ -192,6 +192,19 @@ def test_validation_ce_and_profile_of_the_wrong_type(tmp_path):
     assert "validation_ce" in reasons[paths["ce"]] and "rare_token_profile" in reasons[paths["pdl"]]
 
 
+def test_two_folders_of_one_arm_and_seed_are_refused_not_picked(tmp_path, capsys):
+    """A second folder with the same arm and seed (here a copy under another name) would make the
+    table keep one arbitrarily: one error names both folders and the fix."""
+    import shutil
+
+    small_tree(tmp_path)
+    pdl = point_paths(tmp_path)["pdl"]
+    shutil.copytree(pdl, pdl.parent / f"{pdl.name}-copy")
+    assert cli.main(["table", "--results-dir", str(tmp_path)]) == 2
+    err = one_line_error(capsys)
+    assert f"{pdl} and {pdl}-copy are the same arm" in err and "seed 0" in err and "move one of them" in err
+
+
 # ----------------------------------------------------------------- corrupt train counts
 
 
@@ -203,6 +216,33 @@ def test_corrupt_train_counts_names_the_file_and_the_fix(tmp_path):
     with pytest.raises(HarnessError, match=re.escape(f"{counts} is corrupt")) as err:
         point.train_counts()
     assert "pickled" not in str(err.value) and "--force" in err.value.hint
+
+
+def test_a_truncated_npz_reads_as_corrupt_or_absent_never_a_traceback(tmp_path):
+    """An .npz cut short (a copy interrupted) is a broken zip: counts and token scores are called
+    corrupt with the fix, and per-example scores read as none (computed again)."""
+    import numpy as np
+
+    from harness.results import (
+        EXAMPLE_SCORES_FILE, TOKEN_SCORES_FILE, read_counts_file, read_example_scores, read_token_scores,
+        write_example_scores, write_token_scores,
+    )
+    from harness.runner.evaluation import TokenScores
+
+    rows = [{"prediction": "a b", "reference": "a c"}]
+    write_example_scores(tmp_path, {None: (rows, {"self-bleu": (1, [0.5])})})
+    write_token_scores(tmp_path, TokenScores(np.zeros(3, np.int64), np.arange(3), np.ones(3), np.ones(3, bool), "x"))
+    counts = tmp_path / "counts.npz"
+    np.savez_compressed(counts, size=np.int64(5), ids=np.arange(3), counts=np.arange(3) + 1)
+    assert read_example_scores(tmp_path, None, rows, {"self-bleu": 1})["self-bleu"].tolist() == [0.5]
+    for name in (EXAMPLE_SCORES_FILE, TOKEN_SCORES_FILE, "counts.npz"):
+        path = tmp_path / name
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert read_example_scores(tmp_path, None, rows, {"self-bleu": 1}) == {}
+    with pytest.raises(HarnessError, match="token_scores.npz is corrupt"):
+        read_token_scores(tmp_path)
+    with pytest.raises(HarnessError, match="counts.npz is corrupt"):
+        read_counts_file(counts, "rerun it")
 
 
 def test_score_with_corrupt_train_counts(tmp_path, capsys, tiny_tokenizer_dir):

@@ -140,6 +140,28 @@ def test_report_delta_of_limit_share_needs_stopped_flags(tmp_path, with_flags):
         assert any(n.startswith(f"no delta CI for limit-share: {NOT_MEASURED}") for n in table.notes), table.notes
 
 
+def test_an_arm_whose_points_could_not_measure_limit_share_reads_not_measured(tmp_path):
+    """A rescored point of an earlier format records limit-share as not measured (no `stopped`
+    flags): its arm keeps the row and prints "not measured", as the further rows do, never a gap."""
+    from harness.render.cells import arm_grid
+    from harness.report.collect import collect
+    from harness.report.synthetic import task_config, write_point
+    from harness.report.tables import TableSettings, build_tables
+    from harness.results import NOT_MEASURED
+
+    task = task_config("toy", metrics=["distinct-1", "limit-share"])
+    why = {"limit-share": {"not_measured": "the generations do not record how each output ended"}}
+    for loss, options in (("ce", {}), ("pdl", {"alpha": 1.0})):
+        rows = [{"id": f"ex{i}", "prediction": f"word{i} other", "reference": "a reference"} for i in range(4)]
+        write_point(tmp_path, task, "org/Tiny-LM", loss, options, 0, generations=rows,
+                    metric_values={"distinct-1": 0.5, "limit-share": None}, metric_details=why,
+                    train_counts=np.arange(10, 0, -1))
+    (table,) = build_tables(collect(tmp_path), TableSettings(n_boot=20))
+    limit = [row for row in table.rows if row.metric == "limit-share"]
+    assert [(row.arm.label, row.arm.measured) for row in limit] == [("ce", False), ("pdl(alpha=1)", False)]
+    assert {r.cells[2] for r in arm_grid(limit).rows} == {NOT_MEASURED}
+
+
 # ----------------------------------------------------------------- through the runner
 
 def test_a_point_records_limit_share_from_its_generations(tmp_path_factory, tiny_causal_dir, tmp_path):

@@ -104,6 +104,23 @@ def test_paired_bucket_deltas_are_the_per_bucket_differences():
     assert moved["unseen"]["delta"] is None  # no reference token is unseen
 
 
+def test_a_resample_without_a_buckets_tokens_is_dropped_not_a_zero_delta():
+    """A bucket whose tokens all sit in one test example is missing from about a third of the
+    resamples: those have no delta (dropped), so they neither pull the interval towards 0 nor make
+    an interval out of too few replicates (stats.MIN_FINITE_SHARE): the bucket gets none."""
+    from harness.metrics.likelihood import bucket_sums, paired_bucket_deltas
+
+    n = 20
+    example, token = np.repeat(np.arange(n), 2), np.ones(2 * n, dtype=np.int64)
+    token[1] = 2  # the one rare token, in example 0
+    counts, nll, correct = np.array([0, 100, 1]), np.full(2 * n, 1.0), np.zeros(2 * n, dtype=bool)
+    a = bucket_sums(example, token, nll, correct, counts, n, n_buckets=2)
+    b = bucket_sums(example, token, np.where(token == 2, 0.5, nll), correct, counts, n, n_buckets=2)
+    rare = paired_bucket_deltas([(a, b)], "nll", n_boot=200, seed=0)[1]
+    assert rare["delta"] == pytest.approx(-0.5)
+    assert np.isnan(rare["ci_low"]) and np.isnan(rare["p_value"])
+
+
 def test_endings_count_up_to_the_first_end_token():
     import torch
 

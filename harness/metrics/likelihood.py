@@ -19,7 +19,6 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
-from harness.metrics.base import ratio_of_sums
 from harness.metrics.rare_tokens import _bucket_of, _check_counts, token_buckets
 from harness.results import NOT_MEASURED, split_decoding
 
@@ -67,13 +66,17 @@ class BucketSums:
 
     def mean(self, quantity: str, weights: np.ndarray | None = None) -> np.ndarray:
         """Per bucket, the quantity's mean over the tokens of the examples in `weights` [k, n]
-        (every example once by default): [k, n_buckets + 1], 0 where a bucket has no token."""
+        (every example once by default): [k, n_buckets + 1], NaN where a bucket has no token, so a
+        bootstrap resample that draws none of a sparse bucket's tokens is dropped (stats.interval),
+        not counted as a zero delta."""
         if quantity not in QUANTITIES:
             raise HarnessError(f"unknown likelihood quantity {quantity!r}", f"use one of {', '.join(QUANTITIES)}")
         weights = np.ones((1, self.tokens.shape[0])) if weights is None else weights
         sums = getattr(self, quantity)
-        return np.stack([ratio_of_sums((sums[:, b], self.tokens[:, b]), weights)
-                         for b in range(self.n_buckets + 1)], axis=1)
+        nums = [weights @ sums[:, b] for b in range(self.n_buckets + 1)]  # one bucket at a time, as stored
+        dens = [weights @ self.tokens[:, b] for b in range(self.n_buckets + 1)]
+        return np.stack([np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
+                         for num, den in zip(nums, dens)], axis=1)
 
 
 def bucket_label(bucket: int, n_buckets: int) -> int | str:

@@ -255,8 +255,24 @@ def collect(results_dir: Path) -> Collection:
                            "expected results/<task>/<model>/<point>/metrics.json; run `pdl-bench bench` first "
                            "or pass the right --results-dir")
     ordered = sorted(groups.values(), key=lambda g: (g.task, g.model, g.budget(), g.key))
+    for group in ordered:
+        check_one_point_per_arm_and_seed(group)
     name_distinctions(ordered)
     return Collection(root, ordered, missing)
+
+
+def check_one_point_per_arm_and_seed(group: Group) -> None:
+    """Two complete folders of one configuration with the same arm and seed (e.g. a loss plugin run
+    under two versions, or folders of an earlier format that differed only in their metric list)
+    would each stand for that seed, and a table would keep one of them arbitrarily: refuse instead."""
+    seen: dict[tuple[tuple[str, str], int], Path] = {}
+    for point in group.points:
+        key = (point.arm, point.seed)
+        if key in seen:
+            raise HarnessError(f"{seen[key]} and {point.path} are the same arm ({point.loss} "
+                               f"{point.arm[1]}) and seed {point.seed} of one configuration of {group.task}",
+                               "move one of them out of the results folder (keep the one you mean to report)")
+        seen[key] = point.path
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -217,13 +217,22 @@ def _rarefaction_note(metric: str, n: int, details: dict[str, list[dict[str, Any
 def _arm_value(points: dict[int, Point], name: str, label: str) -> tuple[ArmValue | None, int | None, bool | None]:
     """One arm's mean ± std over seeds (None without a finite value), its n and the metric's direction."""
     values, n, direction = _metric_values(points, name)
-    if not values and is_further_row(name) and all(measured_value(p.metrics, name)[0] == NOT_MEASURED
-                                                   for p in points.values()):
+    if not values and all(_not_measured(p, name) for p in points.values()):
         return ArmValue(label, math.nan, None, 0, tuple(sorted(points))), n, direction  # NOT_MEASURED
     if not values:
         return None, n, direction
     summary = stats.across_seeds(values)
     return ArmValue(label, summary.mean, summary.std, summary.n, tuple(sorted(points))), n, direction
+
+
+def _not_measured(point: Point, name: str) -> bool:
+    """The point did not measure this row (an earlier result format): a further row it lacks, or a
+    main-decoding metric its generations cannot give (e.g. limit-share without the `stopped` flags),
+    so the table prints "not measured" for the arm rather than dropping the row."""
+    if is_further_row(name):
+        return measured_value(point.metrics, name)[0] == NOT_MEASURED
+    record = point.metric(name) if name != VALIDATION_CE else None
+    return bool(record and (record.get("details") or {}).get("not_measured"))
 
 
 def _frame(group: Group, rows: list[Comparison], arms: list[tuple[str, str]]) -> pd.DataFrame:

@@ -164,7 +164,7 @@ def task_results(collection: Collection, task: str, plan: ReferencePlan, arms: l
                 path = unfinished.get((arm, seed))
                 result.missing.append((labels[arm], seed, "" if path is None else _relative(path, collection.root),
                                        NOT_RUN if path is None else folder_state(path)))
-    elsewhere = other_plans_points(collection.root, plan_file) - planned
+    elsewhere = other_plans_points(collection.root, plan_file, task) - planned
     result.not_compared = not_compared(collection, task, groups, group, planned | elsewhere, keys)
     shared = sum((p.arm, p.seed) in elsewhere for p in group.points) if group is not None else 0
     if shared:
@@ -174,15 +174,18 @@ def task_results(collection: Collection, task: str, plan: ReferencePlan, arms: l
     return result
 
 
-def other_plans_points(results_dir: Path, plan_file: str) -> set[tuple[Arm, int]]:
-    """(arm, seed) of every point the tree's other plan files name (a point two plans share is read
-    by both pages; one only the other plan names belongs to that plan's page)."""
+def other_plans_points(results_dir: Path, plan_file: str, task: str) -> set[tuple[Arm, int]]:
+    """(arm, seed) of every point of `task` the tree's other plan files name (a point two plans
+    share is read by both pages; one only the other plan names belongs to that plan's page, and
+    only when that plan covers the task: otherwise no page reads it and it is listed)."""
     from harness.reference_plan import PLAN_FILES, read_plan
 
     points: set[tuple[Arm, int]] = set()
     for name in PLAN_FILES:
         if name != plan_file and (Path(results_dir) / name).is_file():
             other = read_plan(results_dir, name)
+            if task not in other.tasks:
+                continue
             points |= planned_points(other, [resolved_arm(arm) for arm in other.arms])
     return points
 
