@@ -28,7 +28,7 @@ from harness.render.markdown import markdown_table, markdown_text
 from harness.report.deltas import TokenizerLoader
 from harness.report.tables import VALIDATION_CE, GroupTable, TableSettings, build_group_table
 from harness.report.verdict import (
-    DIVERSITY_PREFERENCE, PAGE_SETTINGS, QUALITY_PREFERENCE, Arm, TaskResults, _figure_link, _shown, ci_sign,
+    DIVERSITY_PREFERENCE, PAGE_SETTINGS, QUALITY_PREFERENCE, Arm, TaskResults, figure_link, shown_path, ci_sign,
     compute_seconds, main_metric, missing_markdown, planned_arms, read_tree, resolved_arm, seed_disagreement, task_results,
 )
 from harness.reference_plan import ReferenceArm
@@ -403,7 +403,7 @@ def render_ablation(results_dir: Path, plan: ReferencePlan, rungs: list[Rung], t
                     figure: str | None) -> str:
     from harness.losses.pdl import official_choices
 
-    shown = _shown(results_dir)
+    shown = shown_path(results_dir)
     points = [p for t in tasks if t.results.group is not None for p in t.results.group.points]
     planned = len(plan.tasks) * plan.points_per_task
     parts = [
@@ -458,7 +458,7 @@ def build_ablation(results_dir: Path, plan: ReferencePlan, out: Path, figures_di
     figures, link = [], None
     if fig is not None:
         figures = plots.save_figure(fig, stem, formats=("png",))
-        link = f"{_figure_link(out, figures_dir)}/{figures[0].name}"
+        link = f"{figure_link(out, figures_dir)}/{figures[0].name}"
     else:
         stem.with_name(f"{FIGURE}.png").unlink(missing_ok=True)
     write_text_atomic(Path(out), render_ablation(results_dir, plan, rungs, tasks, link))

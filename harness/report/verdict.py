@@ -572,8 +572,10 @@ def headline_grid(verdicts: list[TaskVerdict], arms: list[Arm]) -> Grid:
                      if _measured(sampled) and sampled_diversity else NOT_MEASURED,
                      f"{delta_text(rarest)}{v.fewer_seeds(rarest)}" if _measured(rarest) else NOT_MEASURED]
             rows.append(Row(cells, block_start=arm == arms[1]))
+    shares = {v.bucket_share for v in verdicts}
+    rarest = f"rarest {shares.pop()}" if len(shares) == 1 else "rarest bucket"
     return Grid(["task", "arm", f"diversity Δ vs {BASELINE_LOSS} [95% CI]", f"quality Δ vs {BASELINE_LOSS} [95% CI]",
-                 "reading", "sampled: diversity Δ [95% CI]", "NLL Δ, rarest 10% [95% CI]"],
+                 "reading", "sampled: diversity Δ [95% CI]", f"NLL Δ, {rarest} [95% CI]"],
                 [False, False, True, True, False, True, True], rows)
 
 
@@ -652,7 +654,7 @@ def task_markdown(verdict: TaskVerdict, plan: ReferencePlan, arms: list[Arm], fi
     return "\n".join(parts)
 
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """A path as the page names it: relative to the working folder when inside it (the command runs
     from the repository root), so the page does not name the machine's checkout."""
     path = Path(path)
@@ -669,7 +671,7 @@ def header_markdown(results_dir: Path, plan: ReferencePlan, arms: list[Arm], lab
     """Title, provenance of the page, the plan and its completeness, the total compute."""
     points = [p for v in verdicts if v.results.group is not None for p in v.results.group.points]
     n_planned = len(plan.tasks) * plan.points_per_task
-    shown = _shown(results_dir)
+    shown = shown_path(results_dir)
     return "\n".join([
         "# Reference results: PDL against CE and its peers",
         "",
@@ -712,7 +714,7 @@ def render_page(results_dir: Path, plan: ReferencePlan, arms: list[Arm], labels:
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
-def _figure_link(out: Path, figures_dir: Path) -> str:
+def figure_link(out: Path, figures_dir: Path) -> str:
     """The figures folder relative to the page, as a Markdown link path."""
     return Path(os.path.relpath(Path(figures_dir).resolve(), Path(out).resolve().parent)).as_posix()
 
@@ -738,7 +740,7 @@ def build_verdict(results_dir: Path, plan: ReferencePlan, out: Path, figures_dir
         verdict = judge_task(task_results(collection, task, plan, arms, labels), labels, settings, tokenizer_loader)
         verdict.figures = write_task_figures(verdict, figures_dir)
         verdicts.append(verdict)
-    text = render_page(results_dir, plan, arms, labels, verdicts, _figure_link(out, figures_dir))
+    text = render_page(results_dir, plan, arms, labels, verdicts, figure_link(out, figures_dir))
     write_text_atomic(Path(out), text)
     complete = sum(len(v.results.group.points) for v in verdicts if v.results.group is not None)
     return VerdictPage(Path(out), [p for v in verdicts for p in v.figures.values()],

@@ -75,9 +75,9 @@ def score_decodings(metrics: list[str], rows: list[dict], further: dict[str, tup
     per_decoding: ExampleScores = {None: (rows, examples)}
     scored["decodings"] = {}
     for name, (settings, decoded) in further.items():
-        record, per_decoding[name] = score_point(metrics, decoded, tokenizer, train_counts, seed=seed)
+        record, values = score_point(metrics, decoded, tokenizer, train_counts, seed=seed)
         scored["decodings"][name] = {"settings": settings, **record}
-        per_decoding[name] = (decoded, per_decoding[name])
+        per_decoding[name] = (decoded, values)
     return scored, per_decoding
 
 
