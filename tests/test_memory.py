@@ -23,3 +23,22 @@ def test_each_phase_reports_its_own_peak():
     else:
         pytest.skip("this kernel cannot reset the resident high-water mark; phases report the process peak")
     assert set(phases.seconds) == {"big_s", "small_s"}
+
+
+def test_a_run_killed_early_keeps_what_the_runs_before_it_recorded(tmp_path):
+    """Run 1 trains to a checkpoint and is killed; run 2 is killed right after loading; run 3 must
+    still see run 1's time to the checkpoint and its notes (each save merges, never replaces)."""
+    record = tmp_path / "phases.json"
+    first = Phases(record)
+    with first.phase("load"):
+        pass
+    with pytest.raises(KeyboardInterrupt), first.phase("train"):
+        first.mark("train", 20)
+        first.note("train_summary", {"steps": 20})
+        raise KeyboardInterrupt  # killed mid-training: the phase is not finished
+    second = Phases(record)
+    with second.phase("load"):
+        pass  # saved here, then killed before training resumes
+    third = Phases(record)
+    assert "20" in third.earlier["marks"]["train"] and third.earlier["notes"] == {"train_summary": {"steps": 20}}
+    assert third.finished_earlier() == ["load"]

@@ -71,17 +71,19 @@ class Phases:
 
     With a `record` file (the main process's, in the point's checkpoints folder) the measurements
     are saved there as each phase finishes (and at each `mark`), so a run that resumes the point
-    reads what the runs before it measured (`earlier`) and keeps the phases they finished."""
+    reads what the runs before it measured (`earlier`) and keeps the phases they finished. Each
+    save keeps what earlier runs recorded under what this run measured, so a run killed before it
+    got as far as they did (e.g. right after loading) leaves their phases, marks and notes in place."""
 
     def __init__(self, record: Path | None = None):
         self.seconds: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.cuda: dict[str, float] = {}
         self.resettable = True
-        self.marks: dict[str, dict[str, float]] = {}  # phase -> {step: seconds spent to reach it}
-        self.notes: dict[str, object] = {}
         self.record_file = record
         self.earlier = _read_record(record)
+        self.marks: dict[str, dict[str, float]] = dict(self.earlier.get("marks", {}))  # phase -> {step: seconds}
+        self.notes: dict[str, object] = dict(self.earlier.get("notes", {}))
         self._started: dict[str, float] = {}
         self._offsets: dict[str, float] = {}
 
@@ -150,8 +152,9 @@ class Phases:
             return  # nothing to resume from before the first checkpoint: nothing is saved
         from harness.io import write_json_atomic
 
-        write_json_atomic(self.record_file, {"seconds": self.seconds, "cpu": self.cpu, "cuda": self.cuda,
-                                             "marks": self.marks, "notes": self.notes})
+        measured = {key: {**self.earlier.get(key, {}), **mine}
+                    for key, mine in (("seconds", self.seconds), ("cpu", self.cpu), ("cuda", self.cuda))}
+        write_json_atomic(self.record_file, {**measured, "marks": self.marks, "notes": self.notes})
 
     def record(self) -> dict:
         """Provenance's `peak_memory`."""
