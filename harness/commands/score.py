@@ -111,11 +111,11 @@ def measurable(metrics: list[str] | None, has_finished: bool) -> list[str] | Non
     """The requested metrics less those needing finished flags the files lack: those are named on
     stderr as not measured (never scored 0)."""
     from harness.errors import HarnessError
-    from harness.metrics import METRICS
+    from harness.metrics import needing_finished
 
     if metrics is None or has_finished:
         return metrics
-    left_out = [name for name in metrics if "finished" in METRICS.get(name).needs]
+    left_out = needing_finished(metrics)
     if left_out:
         print(f"not measured: {', '.join(left_out)} (the rows have no \"stopped\" field: how each output "
               "ended)", file=sys.stderr)
