@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+BASELINE_LOSS = "ce"  # the loss every arm is compared with unless a table names another baseline
+
 
 @dataclass(frozen=True)
 class ArmValue:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.comparison import ArmValue, Comparison
+from harness.comparison import BASELINE_LOSS, ArmValue, Comparison
 from harness.numbers import format_delta, format_interval, format_p, format_value, is_missing
 from harness.results import NOT_MEASURED
 
@@ -107,7 +107,7 @@ def arm_headers(rows: Sequence[Comparison]) -> list[str]:
     (e.g. the ablation's tables against pdl-official)."""
     baselines = {c.baseline.label for c in rows if c.baseline is not None}
     headers = list(ARM_HEADERS)
-    if len(baselines) == 1 and baselines != {"ce"}:
+    if len(baselines) == 1 and baselines != {BASELINE_LOSS}:  # the CE arm's label is its loss name
         headers[DELTA_COLUMN] = f"Δ vs {baselines.pop()} [95% CI]"
     return headers
 

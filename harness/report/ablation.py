@@ -233,20 +233,20 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     share, base = percent(mean_of(empty)), percent(empty.baseline.mean if empty.baseline else None)
     fixed_share = percent(against_fixed.baseline.mean) if against_fixed is not None and against_fixed.baseline else "n/a"
     compared_with_fixed = against_fixed is not None and against_fixed.delta is not None
-    if ci_sign(empty) < 0 and compared_with_fixed and ci_sign(against_fixed) <= 0:
+    if ci_sign(empty) >= 0:
+        text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty)
+    elif not compared_with_fixed:  # "restores" needs the comparison with the other end too
+        text = (f"{head} lowers the empty share to {share} ({official.label}: {base}); not compared with "
+                f"{fixed.label} yet (points missing)")
+    elif ci_sign(against_fixed) <= 0:
         quality = task.row(task.quality, rung, FIXED)
         quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
                         if quality is not None and quality.delta is not None else "")
         text = (f"{head} restores outputs: {share} empty against {official.label}'s {base} "
                 f"({fixed.label}: {fixed_share}){quality_text}")
-    elif ci_sign(empty) < 0 and not compared_with_fixed:  # "restores" needs the other end too
-        text = (f"{head} lowers the empty share to {share} ({official.label}: {base}); not compared with "
-                f"{fixed.label} yet (points missing)")
-    elif ci_sign(empty) < 0:
+    else:
         text = (f"{head} lowers the empty share to {share} ({official.label}: {base}), still above "
                 f"{fixed.label}'s {fixed_share}")
-    else:
-        text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty)
     return text + weight_words(task.weights(rung)) + "."
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.comparison import BASELINE_LOSS
 from harness.errors import HarnessError
 from harness.io import read_jsonl
 from harness.results import (
@@ -29,7 +30,6 @@ from harness.store import PointStore, is_point_folder_name, point_state
 
 # Top-level folders of results/ that hold reports, not tasks.
 OUTPUT_FOLDERS = frozenset({"tables", "figures", "perf"})
-BASELINE_LOSS = "ce"
 
 
 @dataclass

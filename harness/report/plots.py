@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.comparison import BASELINE_LOSS
 from harness.io import write_error
-from harness.report.collect import BASELINE_LOSS, Collection, Group, complete_groups, group_stems
+from harness.report.collect import Collection, Group, complete_groups, group_stems
 from harness.render.cells import ARROWS
 from harness.report.tables import TableSettings, build_group_table, direction_of
 

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.comparison import Comparison
+from harness.comparison import BASELINE_LOSS, Comparison
 from harness.errors import HarnessError
 from harness.io import write_text_atomic
 from harness.reference_plan import PLAN_FILE, PLAN_FILES, ReferenceArm, ReferencePlan
@@ -28,7 +28,6 @@ from harness.numbers import format_delta, format_interval
 from harness.render.cells import DELTA_DIGITS, Grid, Row, delta_text, duration_text
 from harness.render.markdown import markdown_table, markdown_text
 from harness.report.collect import (
-    BASELINE_LOSS,
     Collection,
     Group,
     Point,
