@@ -81,18 +81,19 @@ def resolve(run: RunConfig, results_dir: Path) -> ResolvedPoint:
     config = PointConfig(task=task.model_dump(mode="json"), model=model_ref, loss=run.loss,
                          loss_options=loss_options, loss_plugin=LOSSES.origin(run.loss).pin(), seed=run.seed,
                          data_dir=run.data_dir, fast=run.fast, compile=run.compile)
-    path = point_path(results_dir, config, model_slug(model_ref))
     return ResolvedPoint(run, task, model_ref, model_origin, loss_options, config,
-                         PointStore(path if path.exists() else _earlier_format_folder(path, config)))
+                         PointStore(point_folder(results_dir, config, model_slug(model_ref))))
 
 
-def _earlier_format_folder(path: Path, config: PointConfig) -> Path:
-    """A point named by an earlier result format (whose folder hash covered other keys, e.g. the
-    metric list before format 4) is still found when it holds the same point, so upgrading
-    pdl-bench never silently reruns finished work; otherwise the new folder."""
-    prefix = path.name[: -len(config.digest())]
-    if not path.parent.is_dir():
+def point_folder(results_dir: Path, config: PointConfig, model_slug: str) -> Path:
+    """Where the point of `config` lives under `results_dir`: its folder by the current naming
+    rule, or the folder an earlier result format named (whose hash covered other keys, e.g. the
+    metric list before format 4) when that one holds the same point, so upgrading pdl-bench never
+    silently reruns finished work."""
+    path = point_path(results_dir, config, model_slug)
+    if path.exists() or not path.parent.is_dir():
         return path
+    prefix = path.name[: -len(config.digest())]
     for candidate in sorted(path.parent.glob(prefix + "*")):
         if len(candidate.name) != len(path.name) or not is_point_folder_name(candidate.name):
             continue
