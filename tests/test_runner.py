@@ -245,6 +245,35 @@ def test_fast_paths_match_plain_paths_on_cpu(task_file, tmp_path):
     assert (fast.path / GENERATIONS_FILE).read_text() == (plain.path / GENERATIONS_FILE).read_text()
 
 
+def test_bf16_training_then_static_cache_generation_decodes_in_fp32(task_file, tmp_path, monkeypatch):
+    """What a GPU point does by default (found on an H200): bf16 mixed precision trains through
+    accelerate's autocast wrapper around forward, and the static KV cache is allocated in the
+    model's dtype (fp32). Generation must run the plain fp32 forward: with the wrapper left on,
+    bf16 keys met the fp32 cache there (index_copy_ dtype error). Forced here on CPU, where
+    autocast computes in bf16 too: every layer's output during decoding must be fp32."""
+    import torch
+
+    from harness.runner import generation
+
+    seen: set = set()
+    original = generation.generate_outputs
+
+    def recording(model, *args, **kwargs):
+        hooks = [m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+                 for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        try:
+            return original(model, *args, **kwargs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+    monkeypatch.setattr(generation, "generate_outputs", recording)
+    result = run_point(point(task_file, fast="on", overrides=["training.bf16=true"]), tmp_path, progress=False)
+    prov = json.loads((result.path / PROVENANCE_FILE).read_text())
+    assert (prov["precision"], prov["generation_path"]) == ("bf16", "fast (static KV cache)")
+    assert seen == {torch.float32}
+
+
 @pytest.mark.slow
 def test_compiled_fast_path_trains_like_the_eager_fast_path(task_file, tmp_path):
     """--compile on (what the fast path does on GPU, via the Trainer's torch_compile) runs the packed

@@ -301,7 +301,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     if task.training.keep != "none":
         kept = save_trained_model(setup.trainer, store.path, peft=peft is not None,  # every rank takes part
                                   base=base_reference(point.model_ref))
-    unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model)
+    # Without the mixed-precision wrapper accelerate put around forward: the test split is decoded
+    # and scored in fp32, as on CPU (a bf16 forward also clashed with the fp32 static KV cache).
+    unwrapped = setup.trainer.accelerator.unwrap_model(setup.trainer.model, keep_fp32_wrapper=False)
     release_training_state(setup.trainer)
     gen_ds = tokenize_for_generation(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
 
