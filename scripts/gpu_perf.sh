@@ -5,13 +5,15 @@
 #      shape; the JSON is saved after every measurement, so a cut-short run keeps what it measured;
 #   3. the runner end to end on the GPU (scripts/gpu_runner_check.py): default (fast) vs plain arm.
 # Everything lands under $OUT. PERF_LIMIT_S (default 400): the second of the script at which perf is
-# stopped; RUNNER_CHECK=0 skips step 3 (when a second call, scripts/gpu_point.sh, follows).
+# stopped; PERF_MODELS the model shapes, in order; RUNNER_CHECK=0 skips step 3 (when a second call,
+# scripts/gpu_point.sh, follows).
 # Dry run on a CPU machine, with the venv's python first on PATH:
 #   PATH=$PWD/.venv/bin:$PATH PERF_SIZE=tiny OUT=/tmp/gpu-dry bash scripts/gpu_perf.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/perf-out}
 PERF_SIZE=${PERF_SIZE:-full}
 PERF_LIMIT_S=${PERF_LIMIT_S:-400}
+PERF_MODELS=${PERF_MODELS:-}  # e.g. qwen2-0.5b: the shapes to measure, in this order (default: the size's)
 RUNNER_CHECK=${RUNNER_CHECK:-1}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -47,7 +49,7 @@ git rev-parse HEAD > "$OUT/git.txt" 2>/dev/null || true
 # script's start ($SECONDS), so a slow install or import shortens perf, never the call; -k kills
 # a step that ignores the TERM. perf stops at PERF_LIMIT_S (400 s), the runner check at 545 s.
 left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }  # seconds until mark $1, >= 1
-timeout -k 5 "$(left "$PERF_LIMIT_S")" python3 -m harness perf --size "$PERF_SIZE" --output "$OUT/perf-$PERF_SIZE.json" 2>&1 | tee "$OUT/perf.txt"
+timeout -k 5 "$(left "$PERF_LIMIT_S")" python3 -m harness perf --size "$PERF_SIZE" ${PERF_MODELS:+--models "$PERF_MODELS"} --output "$OUT/perf-$PERF_SIZE.json" 2>&1 | tee "$OUT/perf.txt"
 echo "perf exit status: ${PIPESTATUS[0]} (124: cut by its time limit; the JSON holds what was measured)" | tee -a "$OUT/perf.txt"
 if [ "$RUNNER_CHECK" = 0 ]; then echo "script time: $SECONDS s (runner check skipped: RUNNER_CHECK=0)"; exit 0; fi
 timeout -k 5 "$(left 545)" python3 scripts/gpu_runner_check.py --out /tmp/runner-check \

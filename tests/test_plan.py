@@ -65,3 +65,31 @@ def test_encoder_decoder_models_take_the_plain_path(seq2seq):
     assert not plan(seq2seq, is_encoder_decoder=True).packed_rows
     with pytest.raises(HarnessError, match="cannot take"):
         plan(seq2seq, is_encoder_decoder=True, compile="on")
+
+
+def test_auto_compiles_on_cuda_only_for_long_runs(causal):
+    """Compiling costs minutes on a GPU (docs/perf.md): `auto` leaves a short point eager, and
+    `on` compiles whatever the budget."""
+    from harness.runner.plan import COMPILE_MIN_STEPS
+
+    def compiled(steps, compile="auto"):
+        return plan_run(fast="auto", compile=compile, model=causal, is_encoder_decoder=False, loss=loss("ce"),
+                        cuda=True, bf16_supported=True, steps=steps).compile
+
+    assert not compiled(40) and not compiled(COMPILE_MIN_STEPS - 1)
+    assert compiled(COMPILE_MIN_STEPS) and compiled(None) and compiled(40, compile="on")
+
+
+def test_planned_optimizer_steps_follow_the_trainers_count():
+    from types import SimpleNamespace
+
+    from harness.runner.plan import planned_optimizer_steps
+
+    budget = SimpleNamespace(max_steps=-1, per_device_train_batch_size=8, gradient_accumulation_steps=1,
+                             num_train_epochs=1.0)
+    assert planned_optimizer_steps(320, budget) == 40  # the bible task's CPU budget
+    assert planned_optimizer_steps(321, budget) == 41
+    assert planned_optimizer_steps(320, budget, world_size=4) == 10
+    assert planned_optimizer_steps(320, SimpleNamespace(**{**vars(budget), "gradient_accumulation_steps": 3})) == 13
+    assert planned_optimizer_steps(320, SimpleNamespace(**{**vars(budget), "num_train_epochs": 2.5})) == 100
+    assert planned_optimizer_steps(320, SimpleNamespace(**{**vars(budget), "max_steps": 7})) == 7

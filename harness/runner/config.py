@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.runner.plan import COMPILE_MIN_STEPS
+
 
 class RunConfig(BaseModel):
     """The user's request for one point (before the task and loss defaults are resolved).
@@ -47,5 +49,6 @@ class RunConfig(BaseModel):
         "static-KV-cache generation on GPU only; on: static-KV-cache generation on CPU too; "
         "off: the plain HF paths with padded batches, full logits and a dynamic KV cache"))
     compile: Literal["auto", "on", "off"] = Field("auto", description=(
-        "torch.compile the model on the fast training path. auto: on GPU only; on: on CPU too; "
-        "off: eager, for a stack where compilation fails"))
+        "torch.compile the model on the fast training path. auto: on GPU, for a point of at least "
+        f"{COMPILE_MIN_STEPS:,} optimizer steps (compiling took 4-6 minutes on an H200, so a shorter run is faster "
+        "eager: docs/perf.md); on: always, on CPU too; off: eager, for a stack where compilation fails"))

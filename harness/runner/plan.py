@@ -7,6 +7,8 @@ levers and why each is on where it is are in docs/perf.md.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -71,14 +73,33 @@ def requested_precision(trainer_options: dict[str, Any]) -> str | None:
     return None
 
 
+# torch.compile pays off only over a long run. On an H200 (docs/perf.md, 2026-12-04) the first
+# compile of the SmolLM2-135M shape took 223 s in `perf` and ~340 s in a real point's first steps,
+# and saved 0.07-0.11 s per 16x512 step: break-even at about 2,000-3,400 steps, so `auto` compiles
+# from 2,000 planned optimizer steps.
+COMPILE_MIN_STEPS = 2000
+
+
+def planned_optimizer_steps(n_train: int, budget, world_size: int = 1) -> int:
+    """The optimizer steps the Trainer will take: max_steps when set, else the epochs over the
+    batches of all processes (the Trainer's rule: whole accumulation cycles, at least one)."""
+    if budget.max_steps and budget.max_steps > 0:
+        return budget.max_steps
+    batches = math.ceil(n_train / (budget.per_device_train_batch_size * world_size))
+    per_epoch = max(batches // budget.gradient_accumulation_steps, 1)
+    return math.ceil(budget.num_train_epochs * per_epoch)
+
+
 def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, cuda: bool | None = None,
-             bf16_supported: bool | None = None, precision: str | None = None) -> RunPlan:
+             bf16_supported: bool | None = None, precision: str | None = None,
+             steps: int | None = None) -> RunPlan:
     """The plan for this model on this device.
 
     - Packed rows + chunked loss: on unless fast='off' (1.59x on the default CPU point with
       identical generations), for decoder-only models whose LM head is a bias-free linear layer;
       the loss is chunked when it has the per-token form sum(w * nll) / divisor.
-    - torch.compile: part of the fast path; auto = on CUDA only.
+    - torch.compile: part of the fast path; auto = on CUDA, for a run of at least COMPILE_MIN_STEPS
+      optimizer steps (`steps`; None: not known, as in `perf`, which times compilation itself).
     - Static-cache generation: auto = on CUDA only (uncompiled on CPU it gains little); decoder-only.
     - Precision: the task's request (training.bf16 / training.fp16, see requested_precision), else
       bf16 where CUDA supports it, else fp32.
@@ -100,7 +121,8 @@ def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, 
     return RunPlan(
         packed_rows=packed,
         chunked_loss=packed and supports_chunking(loss),
-        compile=packed and on_or_auto_on_gpu(compile, cuda),
+        compile=packed and on_or_auto_on_gpu(compile, cuda) and (
+            compile == "on" or steps is None or steps >= COMPILE_MIN_STEPS),
         static_cache_generation=not is_encoder_decoder and on_or_auto_on_gpu(fast, cuda),
         precision=precision or ("bf16" if bf16_supported else "fp32"),
     )
