@@ -4,7 +4,7 @@ precision each ran, the per-phase peak memory and time, and how far the numbers 
 fp32 and the GPU's defaults (validation CE, greedy and sampled outputs, every metric both scored,
 the per-frequency likelihood). Writes the comparison as JSON and prints it as Markdown.
 
-    .venv/bin/python scripts/compare_gpu_point.py GPU_FOLDER --output results/perf/gpu-point-h200.json
+    .venv/bin/python scripts/compare_gpu_point.py GPU_FOLDER --output results/perf/h200-<date>-point-compare.json
 """
 
 from __future__ import annotations

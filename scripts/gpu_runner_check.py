@@ -10,6 +10,7 @@ It needs no download and no ../shared: the tokenizer and the random-init model a
 tests/data/corpus.txt (tests/tiny.py), and the task is a KJV -> WEB task over that corpus.
 
     python3 scripts/gpu_runner_check.py --out /tmp/runner-check          # on the GPU machine
+    python3 scripts/gpu_runner_check.py --compile on --out /tmp/runner-check  # as gpu_perf.sh runs it
     .venv/bin/python scripts/gpu_runner_check.py --fast on --compile on   # the same paths on CPU
 """
 

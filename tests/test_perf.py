@@ -261,3 +261,23 @@ def test_perf_saves_after_every_measurement(tmp_path, monkeypatch):
     assert main(["perf", "--size", "tiny", "--quick", "--output", str(out)]) == 0
     assert seen[-1] == 8 and seen == sorted(seen) and len(set(seen)) >= 8  # 2 losses x 2 paths x 2 timings
     assert json.loads(out.read_text())["complete"]
+
+
+def test_training_table_pairs_each_timing_with_its_own_repeat():
+    """Each loss is timed twice per path (ce, pdl, pdl, ce): the speed-up divides by the plain row of
+    the same repeat, and PDL's overhead is the mean of the two paired timings."""
+    from harness.perf.report import render
+
+    def row(loss, path, repeat, tokens_per_s):
+        return {"model": "m", "loss": loss, "path": path, "repeat": repeat, "tokens_per_s": tokens_per_s,
+                "flops_per_token": 1.0, "peak_bytes": None, "warmup_s": 0.0, "warmup_steps": 1, "first_loss": 1.0}
+
+    rows = [row("ce", "plain", 1, 100.0), row("pdl", "plain", 1, 100.0), row("pdl", "plain", 2, 100.0),
+            row("ce", "plain", 2, 50.0), row("ce", "fast", 1, 200.0), row("pdl", "fast", 1, 100.0),
+            row("pdl", "fast", 2, 100.0), row("ce", "fast", 2, 100.0)]
+    result = {"device": "cpu", "device_name": None, "matmul_peak_flops": 1e3, "peak_dtype": "float32",
+              "training": rows, "training_check": [], "loss_memory": [], "generation": []}
+    text = render(result)
+    assert "| m | ce | fast | 2 | 100 | 10.0% | n/a | 2.00x |" in text  # against ce plain of repeat 2 (50)
+    assert "| m | ce | fast | 1 | 200 | 20.0% | n/a | 2.00x |" in text
+    assert "PDL overhead over CE, m fast: +50.0% (mean of 2 timings: +100.0%, +0.0%)" in text

@@ -80,16 +80,38 @@ def test_auto_compiles_on_cuda_only_for_long_runs(causal):
     assert compiled(COMPILE_MIN_STEPS) and compiled(None) and compiled(40, compile="on")
 
 
-def test_planned_optimizer_steps_follow_the_trainers_count():
+@pytest.mark.parametrize("n, accumulation, epochs, max_steps, drop_last", [
+    (320, 1, 1.0, -1, False), (321, 1, 1.0, -1, False), (320, 3, 1.0, -1, False), (320, 7, 2.5, -1, False),
+    (321, 1, 1.0, -1, True), (320, 1, 1.0, 7, False), (5, 4, 0.3, -1, False),
+])
+def test_planned_optimizer_steps_equal_the_trainers_own_count(tmp_path, n, accumulation, epochs, max_steps, drop_last):
+    """The count the compile rule reads is the one transformers' Trainer arrives at."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import Trainer, TrainingArguments
+
+    from harness.runner.plan import planned_optimizer_steps
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True,
+                             gradient_accumulation_steps=accumulation, num_train_epochs=epochs,
+                             max_steps=max_steps, dataloader_drop_last=drop_last, report_to=[])
+    trainer = Trainer(model=torch.nn.Linear(1, 1), args=args)
+    loader = DataLoader(list(range(n)), batch_size=8, drop_last=drop_last)
+    trainers = trainer.set_initial_training_values(args, loader)[-1]
+    budget = SimpleNamespace(max_steps=max_steps, per_device_train_batch_size=8, num_train_epochs=epochs,
+                             gradient_accumulation_steps=accumulation,
+                             trainer_options={"dataloader_drop_last": True} if drop_last else {})
+    assert planned_optimizer_steps(n, budget) == trainers
+
+
+def test_planned_optimizer_steps_split_the_batches_over_processes():
     from types import SimpleNamespace
 
     from harness.runner.plan import planned_optimizer_steps
 
     budget = SimpleNamespace(max_steps=-1, per_device_train_batch_size=8, gradient_accumulation_steps=1,
-                             num_train_epochs=1.0)
+                             num_train_epochs=1.0, trainer_options={})
     assert planned_optimizer_steps(320, budget) == 40  # the bible task's CPU budget
-    assert planned_optimizer_steps(321, budget) == 41
     assert planned_optimizer_steps(320, budget, world_size=4) == 10
-    assert planned_optimizer_steps(320, SimpleNamespace(**{**vars(budget), "gradient_accumulation_steps": 3})) == 13
-    assert planned_optimizer_steps(320, SimpleNamespace(**{**vars(budget), "num_train_epochs": 2.5})) == 100
-    assert planned_optimizer_steps(320, SimpleNamespace(**{**vars(budget), "max_steps": 7})) == 7

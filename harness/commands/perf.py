@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = args.size or ("full" if device.type == "cuda" else "small")
-    compile_ = on_or_auto_on_gpu(args.compile, device.type == "cuda")  # the runner's rule (runner/plan.py)
+    compile_ = on_or_auto_on_gpu(args.compile, device.type == "cuda")  # perf times compilation itself, whatever the budget
     if args.models and args.loss_memory:
         raise HarnessError("--models has no effect with --loss-memory (the loss probe uses no model)",
                            "drop --models, or drop --loss-memory to measure training and generation")

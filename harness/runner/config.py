@@ -50,5 +50,5 @@ class RunConfig(BaseModel):
         "off: the plain HF paths with padded batches, full logits and a dynamic KV cache"))
     compile: Literal["auto", "on", "off"] = Field("auto", description=(
         "torch.compile the model on the fast training path. auto: on GPU, for a point of at least "
-        f"{COMPILE_MIN_STEPS:,} optimizer steps (compiling took 4-6 minutes on an H200, so a shorter run is faster "
+        f"{COMPILE_MIN_STEPS:,} optimizer steps (compiling took about 4-6 minutes on an H200, so a shorter run is faster "
         "eager: docs/perf.md); on: always, on CPU too; off: eager, for a stack where compilation fails"))

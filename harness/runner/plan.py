@@ -81,12 +81,15 @@ COMPILE_MIN_STEPS = 2000
 
 
 def planned_optimizer_steps(n_train: int, budget, world_size: int = 1) -> int:
-    """The optimizer steps the Trainer will take: max_steps when set, else the epochs over the
-    batches of all processes (the Trainer's rule: whole accumulation cycles, at least one)."""
+    """The optimizer steps the Trainer will take (transformers 5's rule, tested against it):
+    max_steps when set, else the epochs over each process's batches, a partial accumulation cycle
+    counting as a step, a partial batch dropped when the task passes dataloader_drop_last."""
     if budget.max_steps and budget.max_steps > 0:
         return budget.max_steps
-    batches = math.ceil(n_train / (budget.per_device_train_batch_size * world_size))
-    per_epoch = max(batches // budget.gradient_accumulation_steps, 1)
+    per_batch = budget.per_device_train_batch_size * world_size
+    drop_last = bool(budget.trainer_options.get("dataloader_drop_last"))
+    batches = n_train // per_batch if drop_last else math.ceil(n_train / per_batch)
+    per_epoch = max(math.ceil(batches / budget.gradient_accumulation_steps), 1)
     return math.ceil(budget.num_train_epochs * per_epoch)
 
 
@@ -99,7 +102,7 @@ def plan_run(*, fast: str, compile: str, model, is_encoder_decoder: bool, loss, 
       identical generations), for decoder-only models whose LM head is a bias-free linear layer;
       the loss is chunked when it has the per-token form sum(w * nll) / divisor.
     - torch.compile: part of the fast path; auto = on CUDA, for a run of at least COMPILE_MIN_STEPS
-      optimizer steps (`steps`; None: not known, as in `perf`, which times compilation itself).
+      optimizer steps (`steps`, from planned_optimizer_steps; None: unknown, then auto compiles).
     - Static-cache generation: auto = on CUDA only (uncompiled on CPU it gains little); decoder-only.
     - Precision: the task's request (training.bf16 / training.fp16, see requested_precision), else
       bf16 where CUDA supports it, else fp32.

@@ -16,7 +16,7 @@ from transformers import DataCollatorForSeq2Seq, TrainerCallback, TrainingArgume
 
 from harness.io import append_jsonl, write_jsonl_atomic, write_npz_atomic
 from harness.runner.packing import PackedCollator
-from harness.runner.dist import use_cpu
+from harness.runner.dist import process_state, use_cpu
 from harness.results import TENSORBOARD_FOLDER, TRAIN_LOG_FILE
 from harness.runner.plan import RunPlan, plan_run, planned_optimizer_steps, requested_precision
 from harness.runner.trainer import CHECKPOINT_RE, PairedTrainer, last_complete_checkpoint
@@ -333,7 +333,7 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
 
     if task.training.freeze_embeddings and task.training.peft is None:  # peft has frozen the whole base
         freeze_embeddings(model)
-    steps = planned_optimizer_steps(len(train), task.training, int(os.environ.get("WORLD_SIZE", "1")))
+    steps = planned_optimizer_steps(len(train), task.training, process_state().num_processes)
     plan = plan_run(fast=run.fast, compile=run.compile, model=model, is_encoder_decoder=is_encoder_decoder,
                     loss=loss_fn, precision=requested_precision(task.training.trainer_options), steps=steps)
     if plan.packed_rows:
