@@ -16,21 +16,17 @@ PERF_LIMIT_S=${PERF_LIMIT_S:-400}
 PERF_MODELS=${PERF_MODELS:-}  # e.g. qwen2-0.5b: the shapes to measure, in this order (default: the size's)
 RUNNER_CHECK=${RUNNER_CHECK:-1}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export PDL_BENCH_CACHE=${PDL_BENCH_CACHE:-/tmp/pdl-bench-cache}
-install_wheels() {
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$@"
-}
+source "$(dirname "$0")/_gpu_common.sh"
 if compgen -G ".whl/*.whl" > /dev/null; then
   install_wheels .whl/*.whl || { echo "wheel install failed"; exit 3; }
-  export PYTHONPATH=/tmp/site:$PWD
+  export PYTHONPATH=$SITE:$PWD
   # datasets needs a recent pyarrow: use the carried one if the image's is too old. If datasets
   # still fails, set it aside: perf does not need it (transformers would import a broken one).
   if ! python3 -c "import datasets" 2>"$OUT/datasets-import.txt"; then
     echo "import datasets failed with the image's pyarrow (datasets-import.txt); installing the carried pyarrow"
     compgen -G ".whl-fallback/*.whl" > /dev/null && install_wheels .whl-fallback/*.whl
     python3 -c "import datasets" 2>>"$OUT/datasets-import.txt" \
-      || { echo "datasets still fails: set aside, the runner check will fail"; mv /tmp/site/datasets /tmp/datasets-aside; }
+      || { echo "datasets still fails: set aside, the runner check will fail"; mv "$SITE/datasets" /tmp/datasets-aside; }
   fi
 else
   echo "no .whl/ here: using the installed packages"

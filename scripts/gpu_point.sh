@@ -17,11 +17,8 @@ OUT=${OUT:-/tmp/gpu-point-out}
 POINT_LIMIT_S=${POINT_LIMIT_S:-500}
 POINT_ARGS=${POINT_ARGS:-}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export PDL_BENCH_CACHE=${PDL_BENCH_CACHE:-/tmp/pdl-bench-cache}
-SITE=${SITE:-/tmp/site}
+source "$(dirname "$0")/_gpu_common.sh"
 log() { echo "$*" | tee -a "$OUT/point.txt"; }
-install_wheels() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$@"; }
 
 last=$(dirname "$(ls -d .gpu-[0-9]*/parts.txt 2>/dev/null | head -1)")
 [ -f "$last/parts.txt" ] || { log "no .gpu-N/parts.txt: run scripts/prepare_gpu_point.sh here and carry its last folder"; exit 7; }
