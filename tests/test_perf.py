@@ -235,7 +235,7 @@ def test_perf_records_a_failed_measurement_and_keeps_the_rest(tmp_path, capsys, 
     out = tmp_path / "perf.json"
     assert main(["perf", "--size", "tiny", "--quick", "--output", str(out)]) == 1
     data = json.loads(out.read_text())
-    assert [e["what"] for e in data["errors"]] == ["tiny-llama ce fast", "tiny-llama pdl fast",
+    assert [e["what"] for e in data["errors"]] == ["tiny-llama ce fast (warm pass)", "tiny-llama ce fast", "tiny-llama pdl fast",
                                                    "tiny-llama pdl fast (repeat)", "tiny-llama ce fast (repeat)"]
     assert {r["path"] for r in data["training"]} == {"plain"}
     assert len(data["loss_memory"]) == 2
@@ -259,7 +259,8 @@ def test_perf_saves_after_every_measurement(tmp_path, monkeypatch):
 
     monkeypatch.setattr(report, "run_suite", spy)
     assert main(["perf", "--size", "tiny", "--quick", "--output", str(out)]) == 0
-    assert seen[-1] == 8 and seen == sorted(seen) and len(set(seen)) >= 8  # 2 losses x 2 paths x 2 timings
+    # 2 paths x (a warm pass + 2 losses x 2 timings)
+    assert seen[-1] == 10 and seen == sorted(seen) and len(set(seen)) >= 10
     assert json.loads(out.read_text())["complete"]
 
 
@@ -280,4 +281,9 @@ def test_training_table_pairs_each_timing_with_its_own_repeat():
     text = render(result)
     assert "| m | ce | fast | 2 | 100 | 10.0% | n/a | 2.00x |" in text  # against ce plain of repeat 2 (50)
     assert "| m | ce | fast | 1 | 200 | 20.0% | n/a | 2.00x |" in text
+    assert "PDL overhead over CE, m fast: +50.0% (mean of 2 timings: +100.0%, +0.0%)" in text
+    # a path's warm pass (repeat 0, ce only) is shown but enters neither a speed-up nor the overhead
+    warm = [row("ce", "plain", 0, 10.0), row("ce", "fast", 0, 1000.0)]
+    text = render({**result, "training": warm + rows})
+    assert "| m | ce | fast | 0 | 1,000 | 100.0% | n/a | n/a |" in text
     assert "PDL overhead over CE, m fast: +50.0% (mean of 2 timings: +100.0%, +0.0%)" in text

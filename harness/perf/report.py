@@ -75,13 +75,16 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
                  lambda: {"model": shape, **train.check_same(model.to(device), losses["pdl"], batches[0], device)})
         paths = ["plain", "fast"] + (["fast+compile"] if compile_ else [])
         names = list(losses)
-        # Each loss is timed twice per path, in the order ce, pdl, pdl, ce: a drift of the machine's
-        # speed during the run hits both losses alike (on an H200 every ce row, all timed before
-        # the pdl rows, ran slower). The repeat of a compiled path reuses the compiled graphs.
+        # Each path first gets a warm pass (repeat 0, ce only: its first sight of every batch shape,
+        # allocator growth, kernel selection, compilation), then each loss is timed twice, in the
+        # order ce, pdl, pdl, ce, so a drift of the machine's speed hits both losses alike. On an
+        # H200 the first row of every path ran 30-45% slower than its repeat, whichever loss it was
+        # (results/perf/h200-20261204-*-abba.json). Later rows of a compiled path reuse its graphs.
         for path in paths:
-            for repeat, order in enumerate((names, names[::-1]), start=1):
+            for repeat, order in enumerate((names[:1], names, names[::-1])):
                 for loss_name in order:
-                    measured("training", f"{shape} {loss_name} {path}" + (" (repeat)" if repeat > 1 else ""),
+                    label = {0: " (warm pass)", 1: "", 2: " (repeat)"}[repeat]
+                    measured("training", f"{shape} {loss_name} {path}{label}",
                              lambda: {"model": shape, "loss": loss_name, "repeat": repeat,
                                       **train.measure_path(model, losses[loss_name], batches, device, path, warmup)})
         if generation:
@@ -127,13 +130,17 @@ def _training_lines(result: dict) -> list[str]:
     for r in result["training"]:
         mfu = r["tokens_per_s"] * r["flops_per_token"] / peak
         base = speeds.get((r["model"], r["loss"], "plain", r.get("repeat", 1)))
-        speed = "n/a" if base is None else f"{r['tokens_per_s'] / base:.2f}x"
+        speed = "n/a" if base is None or r.get("repeat") == 0 else f"{r['tokens_per_s'] / base:.2f}x"
         lines.append(f"| {r['model']} | {r['loss']} | {r['path']} | {r.get('repeat', 1)} | {r['tokens_per_s']:,.0f} | "
                      f"{mfu:.1%} | {_gib(r['peak_bytes'])} | {speed} | {r['warmup_s']:.1f} ({r['warmup_steps']}) | "
                      f"{r['first_loss']:.5f} |")
+    if any(r.get("repeat") == 0 for r in result["training"]):
+        lines.append("repeat 0: the path's warm pass (first sight of each batch shape, compilation); "
+                     "no speed-up or overhead is read off it")
     for model in dict.fromkeys(r["model"] for r in result["training"]):
         for path in ("fast", "fast+compile"):
-            repeats = sorted(k[3] for k in speeds if k[:3] == (model, "ce", path) and (model, "pdl", path, k[3]) in speeds)
+            repeats = sorted(k[3] for k in speeds if k[:3] == (model, "ce", path) and k[3] != 0
+                             and (model, "pdl", path, k[3]) in speeds)
             if repeats:
                 each = [speeds[(model, "ce", path, k)] / speeds[(model, "pdl", path, k)] - 1 for k in repeats]
                 lines.append(f"PDL overhead over CE, {model} {path}: {sum(each) / len(each):+.1%} "

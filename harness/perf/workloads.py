@@ -46,7 +46,9 @@ SIZES = {
     # small's loss probes are the SmolLM2 and Qwen2 vocabularies on 2,048 tokens (Qwen2: 1.2 GB of
     # fp32 logits), CPU-sized
     "small": Size(("small-llama",), 16, 256, 4, 16, 32, 16, 2048, (49152, 151936), (49152, 151936)),
-    "full": Size(("smollm2-135m", "qwen2-0.5b"), 16, 512, 10, 64, 256, 64, 8192, (49152, 151936), (49152, 151936)),
+    # full times 30 steps: at 10 (1.5 s on an H200) two timings of one loss and path differed by up
+    # to 7%, too coarse for a PDL-vs-CE overhead of a few percent (results/perf/h200-20261204-*-abba.json)
+    "full": Size(("smollm2-135m", "qwen2-0.5b"), 16, 512, 30, 64, 256, 64, 8192, (49152, 151936), (49152, 151936)),
 }
 
 
