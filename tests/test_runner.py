@@ -271,7 +271,7 @@ def test_bf16_training_then_static_cache_generation_decodes_in_fp32(task_file, t
     result = run_point(point(task_file, fast="on", overrides=["training.bf16=true"]), tmp_path, progress=False)
     prov = json.loads((result.path / PROVENANCE_FILE).read_text())
     assert (prov["precision"], prov["generation_path"]) == ("bf16", "fast (static KV cache)")
-    assert seen == {torch.float32}
+    assert seen == {torch.float32} and prov["decode_dtype"] == "float32"
 
 
 @pytest.mark.slow

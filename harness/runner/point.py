@@ -370,6 +370,9 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         "precision": setup.plan.precision,
         "training_path": setup.plan.training_path,
         "generation_path": setup.plan.generation_path,
+        # what decoding, validation CE and the likelihood ran in (the weights' dtype, without the
+        # training's autocast): fp32 unless the model was loaded in a lower precision
+        "decode_dtype": str(next(unwrapped.parameters()).dtype).removeprefix("torch."),
         "validation_path": validation_path,
         "plan": setup.plan.record(),
         "timings": phases.seconds,  # a resumed point's train_s: the runs that trained it
