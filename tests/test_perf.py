@@ -265,7 +265,7 @@ def test_perf_saves_after_every_measurement(tmp_path, monkeypatch):
 
 
 def test_training_table_pairs_each_timing_with_its_own_repeat():
-    """Each loss is timed twice per path (ce, pdl, pdl, ce): the speed-up divides by the plain row of
+    """Each loss is timed twice per path (ce, pdl, pdl, ce, after a warm pass): the speed-up divides by the plain row of
     the same repeat, and PDL's overhead is the mean of the two paired timings."""
     from harness.perf.report import render
 

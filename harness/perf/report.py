@@ -78,7 +78,7 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
         # Each path first gets a warm pass (repeat 0, ce only: its first sight of every batch shape,
         # allocator growth, kernel selection, compilation), then each loss is timed twice, in the
         # order ce, pdl, pdl, ce, so a drift of the machine's speed hits both losses alike. On an
-        # H200 the first row of every path ran 30-45% slower than its repeat, whichever loss it was
+        # H200 the first row of every path ran at 34-75% of its repeat's tokens/s, whichever loss
         # (results/perf/h200-20261204-*-abba.json). Later rows of a compiled path reuse its graphs.
         for path in paths:
             for repeat, order in enumerate((names[:1], names, names[::-1])):
@@ -134,6 +134,7 @@ def _training_lines(result: dict) -> list[str]:
         lines.append(f"| {r['model']} | {r['loss']} | {r['path']} | {r.get('repeat', 1)} | {r['tokens_per_s']:,.0f} | "
                      f"{mfu:.1%} | {_gib(r['peak_bytes'])} | {speed} | {r['warmup_s']:.1f} ({r['warmup_steps']}) | "
                      f"{r['first_loss']:.5f} |")
+    lines.append("")  # the notes below are not table rows (Markdown would read them as rows)
     if any(r.get("repeat") == 0 for r in result["training"]):
         lines.append("repeat 0: the path's warm pass (first sight of each batch shape, compilation); "
                      "no speed-up or overhead is read off it")
