@@ -81,9 +81,9 @@ def run_suite(size_name: str, device: torch.device, *, compile_: bool, generatio
         # H200 the first row of every path ran at 34-75% of its repeat's tokens/s, whichever loss
         # (results/perf/h200-20261204-*-abba.json). Later rows of a compiled path reuse its graphs.
         for path in paths:
-            for repeat, order in enumerate((names[:1], names, names[::-1])):
+            for repeat, order in enumerate((names[:1], names, names[::-1]), start=WARM_PASS):
                 for loss_name in order:
-                    label = {0: " (warm pass)", 1: "", 2: " (repeat)"}[repeat]
+                    label = {WARM_PASS: " (warm pass)", 1: "", 2: " (repeat)"}[repeat]
                     measured("training", f"{shape} {loss_name} {path}{label}",
                              lambda: {"model": shape, "loss": loss_name, "repeat": repeat,
                                       **train.measure_path(model, losses[loss_name], batches, device, path, warmup)})
@@ -117,9 +117,14 @@ MEMORY_KINDS = {
 }
 
 
+WARM_PASS = 0  # the repeat number of a path's warm pass: shown, never read for a speed-up or overhead
+
+
 def _speeds(rows: list[dict]) -> dict[tuple, float]:
-    """tokens/s by (model, loss, path, repeat); rows of runs before the repeats count as repeat 1."""
-    return {(r["model"], r["loss"], r["path"], r.get("repeat", 1)): r["tokens_per_s"] for r in rows}
+    """tokens/s by (model, loss, path, repeat) of the timings claims may read (no warm pass); rows
+    of runs before the repeats count as repeat 1."""
+    return {(r["model"], r["loss"], r["path"], r.get("repeat", 1)): r["tokens_per_s"]
+            for r in rows if r.get("repeat") != WARM_PASS}
 
 
 def _training_lines(result: dict) -> list[str]:
@@ -130,18 +135,17 @@ def _training_lines(result: dict) -> list[str]:
     for r in result["training"]:
         mfu = r["tokens_per_s"] * r["flops_per_token"] / peak
         base = speeds.get((r["model"], r["loss"], "plain", r.get("repeat", 1)))
-        speed = "n/a" if base is None or r.get("repeat") == 0 else f"{r['tokens_per_s'] / base:.2f}x"
+        speed = "n/a" if base is None else f"{r['tokens_per_s'] / base:.2f}x"
         lines.append(f"| {r['model']} | {r['loss']} | {r['path']} | {r.get('repeat', 1)} | {r['tokens_per_s']:,.0f} | "
                      f"{mfu:.1%} | {_gib(r['peak_bytes'])} | {speed} | {r['warmup_s']:.1f} ({r['warmup_steps']}) | "
                      f"{r['first_loss']:.5f} |")
     lines.append("")  # the notes below are not table rows (Markdown would read them as rows)
-    if any(r.get("repeat") == 0 for r in result["training"]):
+    if any(r.get("repeat") == WARM_PASS for r in result["training"]):
         lines.append("repeat 0: the path's warm pass (first sight of each batch shape, compilation); "
                      "no speed-up or overhead is read off it")
     for model in dict.fromkeys(r["model"] for r in result["training"]):
         for path in ("fast", "fast+compile"):
-            repeats = sorted(k[3] for k in speeds if k[:3] == (model, "ce", path) and k[3] != 0
-                             and (model, "pdl", path, k[3]) in speeds)
+            repeats = sorted(k[3] for k in speeds if k[:3] == (model, "ce", path) and (model, "pdl", path, k[3]) in speeds)
             if repeats:
                 each = [speeds[(model, "ce", path, k)] / speeds[(model, "pdl", path, k)] - 1 for k in repeats]
                 lines.append(f"PDL overhead over CE, {model} {path}: {sum(each) / len(each):+.1%} "
