@@ -70,8 +70,7 @@ timeout -k 5 "$left" python3 -m harness run --task bible --loss pdl --alpha 1 --
   >> "$OUT/point.txt" 2>&1
 status=$?
 log "run exit status: $status (124: cut by its time limit) after $SECONDS s"
-point=$(ls -d /tmp/gpu-point/bible/*/pdl-a1-s0-* 2>/dev/null | grep -v '\.' | head -1)
-[ -n "$point" ] || point=$(ls -d /tmp/gpu-point/bible/*/pdl-a1-s0-* 2>/dev/null | head -1)
+point=$(sed -n 's/^folder: //p' "$OUT/point.txt" | tail -1)  # the runner names it before any work
 log "point folder: ${point:-none}"
 # At most 8 files come back: point.txt, point-env.txt and six of the point's.
 for f in config.json provenance.json metrics.json generations.jsonl generations-sampled.jsonl error.json; do

@@ -158,8 +158,8 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.slow
 def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path, capsys):
-    """SIGTERM at step 3 (save_steps=2): the run says so and lets go of the point, checkpoint-2
-    stays, and the same command run again resumes from it and finishes the point."""
+    """SIGTERM at step 3 (save_steps=2): the run says so, has named its folder, lets go of the
+    point, checkpoint-2 stays, and the same command run again resumes from it and finishes the point."""
     args = ["run", "--task", str(task_file), "--results-dir", str(tmp_path / "results"), "--no-progress"]
     marker = tmp_path / "paused"
     run = subprocess.Popen([sys.executable, "-c", PAUSED_RUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -171,8 +171,9 @@ def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path, capsy
         assert run.poll() is None and time.time() < deadline, run.communicate()
         time.sleep(0.1)
     run.send_signal(signal.SIGTERM)
-    code, _, err = finish(run)
+    code, out, err = finish(run)
     assert code == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err
+    assert f"folder: {store.path}\n" in out  # named before any work: scripts/gpu_point.sh reads it
     assert PointLock(store).is_held_elsewhere() is False
     assert main(["table", "--results-dir", str(tmp_path / "results")]) == 2  # no finished point, and it says why
     checkpoint = store.checkpoints / "checkpoint-2"

@@ -270,6 +270,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
     run, task, store = point.run, point.task, point.store
     quiet_library_progress_bars()
     if state.is_main_process:
+        print(f"folder: {store.path}", flush=True)  # before any work: a killed run still names it
         print(f"model: {point.model_ref} (from {point.model_origin})", flush=True)
     # The main process records each finished phase in the checkpoints folder: a resumed run keeps
     # the training of the run that trained (its time, peak memory and train_log summary).
