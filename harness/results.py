@@ -419,9 +419,9 @@ def outputs_digest(rows: list[dict]) -> bytes:
     return hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode("utf-8")).digest()
 
 
-def write_example_scores(folder: Path, scored: dict[str | None, tuple[list[dict], dict[str, tuple[int, Any]]]]) -> Path:
+def write_example_scores(folder: Path, scored: dict[str | None, tuple[list[dict], dict[str, tuple[str, Any]]]]) -> Path:
     """Per decoding (None: the main one): the digest of its generations rows and, per example-level
-    metric, (version, value per example). HELM's per-instance stats: a report reads them instead of
+    metric, (its key: Metric.example_key, value per example). HELM's per-instance stats: a report reads them instead of
     computing them again (semantic similarity embeds every output), and `rescore` rewrites them."""
     import numpy as np
 
@@ -429,16 +429,17 @@ def write_example_scores(folder: Path, scored: dict[str | None, tuple[list[dict]
     for decoding, (rows, metrics) in scored.items():
         stem = generations_file(decoding).removesuffix(".jsonl")
         arrays[f"{stem}/outputs"] = np.frombuffer(outputs_digest(rows), dtype=np.uint8)
-        for name, (version, values) in metrics.items():
-            arrays[f"{stem}/{name}@v{version}"] = np.asarray(values, dtype=np.float64)
+        for name, (key, values) in metrics.items():
+            arrays[f"{stem}/{name}@{key}"] = np.asarray(values, dtype=np.float64)
     path = Path(folder) / EXAMPLE_SCORES_FILE
     write_npz_atomic(path, arrays, compressed=True)
     return path
 
 
 def read_example_scores(folder: Path, decoding: str | None, rows: list[dict],
-                        versions: dict[str, int]) -> dict[str, Any]:
-    """{metric: value per example} stored for this decoding at the `versions` given, only when they
+                        keys: dict[str, str]) -> dict[str, Any]:
+    """{metric: value per example} stored for this decoding under the `keys` given (each metric's
+    Metric.example_key: its version and machine setting), only when they
     were computed from exactly these generations rows; {} for a point without them (never unpickled;
     an unreadable file reads as none: the values are then computed again)."""
     import numpy as np
@@ -451,8 +452,8 @@ def read_example_scores(folder: Path, decoding: str | None, rows: list[dict],
         with np.load(path, allow_pickle=False) as saved:
             if f"{stem}/outputs" not in saved or saved[f"{stem}/outputs"].tobytes() != outputs_digest(rows):
                 return {}
-            return {name: saved[f"{stem}/{name}@v{version}"] for name, version in versions.items()
-                    if f"{stem}/{name}@v{version}" in saved and len(saved[f"{stem}/{name}@v{version}"]) == len(rows)}
+            found = {name: saved[f"{stem}/{name}@{key}"] for name, key in keys.items() if f"{stem}/{name}@{key}" in saved}
+            return {name: values for name, values in found.items() if len(values) == len(rows)}
     except (ValueError, EOFError, KeyError, OSError, zipfile.BadZipFile):
         return {}
 

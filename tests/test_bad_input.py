@@ -230,15 +230,15 @@ def test_a_truncated_npz_reads_as_corrupt_or_absent_never_a_traceback(tmp_path):
     from harness.runner.evaluation import TokenScores
 
     rows = [{"prediction": "a b", "reference": "a c"}]
-    write_example_scores(tmp_path, {None: (rows, {"self-bleu": (1, [0.5])})})
+    write_example_scores(tmp_path, {None: (rows, {"self-bleu": ("v1", [0.5])})})
     write_token_scores(tmp_path, TokenScores(np.zeros(3, np.int64), np.arange(3), np.ones(3), np.ones(3, bool), "x"))
     counts = tmp_path / "counts.npz"
     np.savez_compressed(counts, size=np.int64(5), ids=np.arange(3), counts=np.arange(3) + 1)
-    assert read_example_scores(tmp_path, None, rows, {"self-bleu": 1})["self-bleu"].tolist() == [0.5]
+    assert read_example_scores(tmp_path, None, rows, {"self-bleu": "v1"})["self-bleu"].tolist() == [0.5]
     for name in (EXAMPLE_SCORES_FILE, TOKEN_SCORES_FILE, "counts.npz"):
         path = tmp_path / name
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    assert read_example_scores(tmp_path, None, rows, {"self-bleu": 1}) == {}
+    assert read_example_scores(tmp_path, None, rows, {"self-bleu": "v1"}) == {}
     with pytest.raises(HarnessError, match="token_scores.npz is corrupt"):
         read_token_scores(tmp_path)
     with pytest.raises(HarnessError, match="counts.npz is corrupt"):

@@ -183,6 +183,26 @@ def test_rescoring_a_point_from_before_format_3_keeps_its_further_decodings_not_
     assert new["metrics"]["limit-share"]["value"] is None and new["metrics"]["limit-share"]["details"]["not_measured"]
 
 
+def test_rougelsum_values_stored_under_one_sentence_splitter_are_not_read_under_another(tmp_path, monkeypatch):
+    """rougeLsum's per-example values depend on the splitter "auto" resolved to where they were
+    scored (punkt when its data is installed, else regex): they are keyed by it, so a machine that
+    resolves otherwise computes them again instead of pairing one arm's regex values with the other
+    arm's punkt values. rougeL reads no sentences: its stored values stand."""
+    from harness.metrics import METRICS, text
+    from harness.results import read_example_scores, write_example_scores
+
+    rows = [{"prediction": "A cat sat. It slept.", "reference": "The cat sat. It slept well."}]
+    keys = lambda: {name: METRICS.get(name).example_key() for name in ("rougeL", "rougeLsum")}  # noqa: E731
+    monkeypatch.setattr(text, "_punkt_available", lambda: False)
+    scored_here = keys()
+    write_example_scores(tmp_path, {None: (rows, {"rougeL": (scored_here["rougeL"], [40.0]),
+                                                  "rougeLsum": (scored_here["rougeLsum"], [50.0])})})
+    assert set(read_example_scores(tmp_path, None, rows, keys())) == {"rougeL", "rougeLsum"}
+    monkeypatch.setattr(text, "_punkt_available", lambda: True)
+    assert keys()["rougeLsum"] != scored_here["rougeLsum"] and keys()["rougeL"] == scored_here["rougeL"]
+    assert set(read_example_scores(tmp_path, None, rows, keys())) == {"rougeL"}
+
+
 def test_per_example_scores_are_stored_and_a_report_reads_them_instead_of_computing_them(real_point, monkeypatch):
     """HELM's per-instance stats: scoring stores each example-level metric's value per example
     (example_scores.npz, keyed by a digest of the generations and the metric's version); a paired
@@ -204,15 +224,15 @@ def test_per_example_scores_are_stored_and_a_report_reads_them_instead_of_comput
 
     rows = read_jsonl(real_point / GENERATIONS_FILE)
     names = ["semantic-similarity", "rougeL", "empty-share"]
-    stored = read_example_scores(real_point, None, rows, {name: METRICS.get(name).version for name in names})
+    stored = read_example_scores(real_point, None, rows, {name: METRICS.get(name).example_key() for name in names})
     assert set(stored) == set(names)
     record = read_metrics(real_point).metrics
     assert all(float(stored[name].mean()) == pytest.approx(record[name].value, rel=1e-12) for name in names)
     assert read_example_scores(real_point, "sampled", read_jsonl(real_point / "generations-sampled.jsonl"),
-                               {"semantic-similarity": METRICS.get("semantic-similarity").version})
+                               {"semantic-similarity": METRICS.get("semantic-similarity").example_key()})
     changed = [dict(rows[0], prediction=rows[0]["prediction"] + " more"), *rows[1:]]
-    assert read_example_scores(real_point, None, changed, {"rougeL": METRICS.get("rougeL").version}) == {}
-    assert read_example_scores(real_point, None, rows, {"rougeL": METRICS.get("rougeL").version + 1}) == {}
+    assert read_example_scores(real_point, None, changed, {"rougeL": METRICS.get("rougeL").example_key()}) == {}
+    assert read_example_scores(real_point, None, rows, {"rougeL": f"v{METRICS.get('rougeL').version + 1}"}) == {}
 
     predictions = [r["prediction"] for r in rows]
     references = [r["reference"] for r in rows]

@@ -100,6 +100,15 @@ class Metric:
     # Raise it when a change alters the metric's numbers: points scored by an earlier version are
     # then out of date, and `pdl-bench rescore` recomputes them from their stored generations.
     version: int = 1
+    # What besides the version fixes its per-example values on this machine under the default
+    # context (rougeLsum: the sentence splitter "auto" resolves to); None when nothing does.
+    machine_setting: Callable[[], str] | None = None
+
+    def example_key(self) -> str:
+        """What example_scores.npz files its per-example values under: its version, and the machine
+        setting they depend on, so values scored under another setting are computed again, never mixed."""
+        setting = f"-{self.machine_setting()}" if self.machine_setting else ""
+        return f"v{self.version}{setting}"
 
     def values(self, stats: Any, weights: np.ndarray) -> np.ndarray:
         """The metric for each row of example weights (a row of ones is the plain estimate)."""
@@ -137,10 +146,11 @@ def metric_problem(name: str, metric: object) -> str | None:
 def make_metric(name: str, level: str, higher_is_better: bool | None, description: str,
                 compute: Callable[[Batch], Any], *, evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None,
                 needs: tuple[str, ...] = (), details: Callable[[Batch], dict] | None = None,
-                bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1) -> Metric:
+                bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1,
+                machine_setting: Callable[[], str] | None = None) -> Metric:
     """A checked Metric, not registered: what a plugin's `pdl_bench.metrics` entry point names."""
     metric = Metric(name, level, higher_is_better, description, compute, evaluate, tuple(needs), details, bounds,
-                    version)
+                    version, machine_setting)
     problem = metric_problem(name, metric)
     if problem is not None:
         raise ValueError(f"metric {name}: {problem}")
@@ -153,13 +163,15 @@ METRICS: Registry[Metric] = Registry("metric", plugin_group="pdl_bench.metrics",
 def register(name: str, level: str, higher_is_better: bool | None, description: str, *,
              evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None, needs: tuple[str, ...] = (),
              details: Callable[[Batch], dict] | None = None,
-             bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1):
+             bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1,
+             machine_setting: Callable[[], str] | None = None):
     """Decorator: register `compute` as metric `name` (a builtin; a plugin ships make_metric's
     record through an entry point instead)."""
 
     def add(compute: Callable[[Batch], Any]) -> Callable[[Batch], Any]:
         METRICS.register(name, make_metric(name, level, higher_is_better, description, compute, evaluate=evaluate,
-                                           needs=needs, details=details, bounds=bounds, version=version))
+                                           needs=needs, details=details, bounds=bounds, version=version,
+                                           machine_setting=machine_setting))
         return compute
 
     return add

@@ -85,8 +85,10 @@ def _details(batch: Batch) -> dict:
 
 
 def _register(rouge_type: str, what: str) -> None:
+    # only rougeLsum reads the sentence-per-line text: its stored values depend on the splitter
+    setting = (lambda: sentence_splitter_name("auto")) if rouge_type == "rougeLsum" else None
     register(rouge_type, "example", True, f"{what} F1 x 100 (rouge-score, Porter stemming).",
-             details=_details)(lambda batch: _batch_rouge(batch)[rouge_type])
+             details=_details, machine_setting=setting)(lambda batch: _batch_rouge(batch)[rouge_type])
 
 
 _register("rouge1", "ROUGE-1 (unigram overlap)")

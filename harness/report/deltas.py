@@ -159,9 +159,9 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], labels:
         return {}, seeds
     tokenize = tokenizer()[0] if wants_tokenizer else None
     # example-level values the points stored when scored (example_scores.npz), at today's versions
-    versions = {name: METRICS.get(name).version for name in names if name in METRICS}
-    stored = [(read_example_scores(base_points[s].path, decoding, rows_a, versions),
-               read_example_scores(arm_points[s].path, decoding, rows_b, versions))
+    keys = {name: METRICS.get(name).example_key() for name in names if name in METRICS}
+    stored = [(read_example_scores(base_points[s].path, decoding, rows_a, keys),
+               read_example_scores(arm_points[s].path, decoding, rows_b, keys))
               for s, (rows_a, rows_b) in zip(seeds, rows)]
     runs, ids = [], None
     for train_counts, (rows_a, rows_b), (finished_a, finished_b), (known_a, known_b) in zip(counts, rows, finished,

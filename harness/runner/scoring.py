@@ -50,7 +50,7 @@ def score_point(metrics: list[str], rows: list[dict], tokenizer, train_counts, *
     for name in unmeasurable:
         records[name] = not_measured_record(METRICS.get(name), len(rows),
                                             "the generations do not record how each output ended")
-    examples = {name: (result.version, result.examples) for name, result in results.items()
+    examples = {name: (METRICS.get(name).example_key(), result.examples) for name, result in results.items()
                 if result.examples is not None}
     return {
         "metrics": {name: records[name] for name in metrics},
@@ -101,12 +101,15 @@ def out_of_date(record: PointMetrics, metrics: list[str]) -> str | None:
 
 def missing_example_scores(folder: Path, record: PointMetrics) -> str | None:
     """"per-example scores not stored" when some decoding lacks an example-level metric's values
-    for its current generations in example_scores.npz (a point scored before the file existed, or
-    whose generations changed since); None when every one is there."""
+    for its current generations in example_scores.npz under its current key (a point scored before
+    the file existed, whose generations changed since, or scored on a machine where rougeLsum's
+    sentence splitter resolved otherwise); None when every one is there."""
+    from harness.metrics import METRICS
+
     decodings = [None, *(record.decodings or {})]
     for decoding in decodings:
         scored = record.metrics if decoding is None else record.decodings[decoding].metrics
-        wanted = {name: result.version for name, result in scored.items()
+        wanted = {name: METRICS.get(name).example_key() for name, result in scored.items()
                   if result.level == "example" and result.value is not None}
         path = Path(folder) / generations_file(decoding)
         if wanted and (not path.is_file() or
