@@ -13,7 +13,9 @@ RESULTS_DIR whose scores are out of date (a metric added to or dropped from its 
 whose definition version changed since it was scored), this recomputes metrics.json's scores and
 rare-token profiles for every decoding, and config.json's metric list, each written atomically.
 Nothing is trained or generated; the generations, timings, likelihood by frequency and validation
-CE stay as they are. A second run rescores nothing.
+CE stay as they are. A point whose scores stand but whose per-example values (example_scores.npz)
+are missing under today's key (scored before the file existed, or where rougeLsum's sentence
+splitter resolved otherwise) gets only that file written. A second run rescores nothing.
 
 Which metrics: with --metrics, that list for every point; otherwise a point of a task that
 `pdl-bench tasks` lists gets that task's current metric list, and any other point keeps the list
