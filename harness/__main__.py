@@ -1,3 +1,4 @@
 from harness.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # a worker process (forkserver, spawn) may import this module: only a run as a program starts the CLI
+    raise SystemExit(main())

@@ -175,3 +175,26 @@ def test_compare_runs_every_length_robust_metric_paired():
     assert shift["compression-ratio"].delta > 0 and shift["mattr"].delta < 0
     for result in shift.values():
         assert result.ci_low <= result.delta <= result.ci_high
+
+
+def test_spreading_resamples_over_processes_changes_no_number(monkeypatch):
+    """workers > 1 computes the resamples of MTLD, MATTR and the compression ratio in worker
+    processes (and ROUGE's examples): every number equals the one-process run's, bit for bit."""
+    from harness.metrics import suite
+
+    spread = []
+    serial_spread = suite._spread_replicates
+    monkeypatch.setattr(suite, "_spread_replicates", lambda name, *args: spread.append(name) or serial_spread(name, *args))
+    preds = TEXTS * 4
+    doubled = [t + " " + t for t in preds]
+    names = ["mtld", "mattr", "compression-ratio", "rouge1"]
+    runs = {}
+    for workers in (1, 2):
+        suite._ESTIMATES.clear()  # else the second run reads the first's remembered estimates
+        runs[workers] = compare(preds, doubled, preds, metrics=names, n_boot=101, workers=workers)
+    assert sorted(spread) == sorted(2 * ["mtld", "mattr", "compression-ratio"])  # both arms, workers=2 only
+    for name in names:
+        one, two = runs[1][name], runs[2][name]
+        assert np.isfinite([one.delta, one.ci_low, one.ci_high]).all(), name
+        assert (one.a, one.b, one.delta, one.ci_low, one.ci_high, one.p_value) == \
+            (two.a, two.b, two.delta, two.ci_low, two.ci_high, two.p_value), name

@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+from harness.workers import usable_cores
+
 HELP = "Time the full metric suite (with 1,000 bootstrap resamples) on 11,334 synthetic XSum-sized pairs."
 DESCRIPTION = """\
 Builds 11,334 synthetic prediction/reference pairs of XSum summary length (predictions 20-25 words,
@@ -32,18 +34,11 @@ FUNCTION_WORDS = ("the a of to in and was for on is has that with by at said it 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=XSUM_TEST_SIZE, help="number of pairs (default: %(default)s)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=_available_cores(),
+    parser.add_argument("--workers", type=int, default=usable_cores(),
                         help="processes for the parallel ROUGE run (default: cores available, %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the bootstrap")
     parser.add_argument("--output", type=Path, default=Path("results/perf/metrics.json"),
                         help="JSON file for the figures (default: %(default)s)")
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def synthetic_vocabulary(rng, size: int = 20_000) -> list[str]:
@@ -105,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 2 or args.n_boot < 0 or args.workers < 1:
         raise HarnessError("--n must be >= 2, --n-boot >= 0 and --workers >= 1", "use the defaults")
-    cores = _available_cores()
+    cores = usable_cores()
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {cores} cores available "
           f"({os.cpu_count()} logical), python {platform.python_version()}, load average {load:.2f} at start")

@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="comma-separated metric names (default: the standard suite)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=1, help="processes for ROUGE (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes for ROUGE and the resamples of MTLD, MATTR and the compression ratio "
+                             "(default: %(default)s)")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument("--train-counts", type=Path, help="training-target token counts: a point's train_counts.npz, or a dense .npy array (rare-token metrics)")
     parser.add_argument("--tokenizer", type=Path, help="local tokenizer folder used to count --train-counts")

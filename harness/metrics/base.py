@@ -103,6 +103,9 @@ class Metric:
     # What besides the version fixes its per-example values on this machine under the default
     # context (rougeLsum: the sentence splitter "auto" resolves to); None when nothing does.
     machine_setting: Callable[[], str] | None = None
+    # evaluate() reruns a measure on each resampled corpus (MTLD, gzip): with Batch.workers > 1 its
+    # resamples are spread over worker processes (same numbers, in the same order).
+    spread_resamples: bool = False
 
     def example_key(self) -> str:
         """What example_scores.npz files its per-example values under: its version, and the machine
@@ -147,10 +150,10 @@ def make_metric(name: str, level: str, higher_is_better: bool | None, descriptio
                 compute: Callable[[Batch], Any], *, evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None,
                 needs: tuple[str, ...] = (), details: Callable[[Batch], dict] | None = None,
                 bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1,
-                machine_setting: Callable[[], str] | None = None) -> Metric:
+                machine_setting: Callable[[], str] | None = None, spread_resamples: bool = False) -> Metric:
     """A checked Metric, not registered: what a plugin's `pdl_bench.metrics` entry point names."""
     metric = Metric(name, level, higher_is_better, description, compute, evaluate, tuple(needs), details, bounds,
-                    version, machine_setting)
+                    version, machine_setting, spread_resamples)
     problem = metric_problem(name, metric)
     if problem is not None:
         raise ValueError(f"metric {name}: {problem}")
@@ -164,14 +167,14 @@ def register(name: str, level: str, higher_is_better: bool | None, description: 
              evaluate: Callable[[Any, np.ndarray], np.ndarray] | None = None, needs: tuple[str, ...] = (),
              details: Callable[[Batch], dict] | None = None,
              bounds: tuple[float, float] = (-np.inf, np.inf), version: int = 1,
-             machine_setting: Callable[[], str] | None = None):
+             machine_setting: Callable[[], str] | None = None, spread_resamples: bool = False):
     """Decorator: register `compute` as metric `name` (a builtin; a plugin ships make_metric's
     record through an entry point instead)."""
 
     def add(compute: Callable[[Batch], Any]) -> Callable[[Batch], Any]:
         METRICS.register(name, make_metric(name, level, higher_is_better, description, compute, evaluate=evaluate,
                                            needs=needs, details=details, bounds=bounds, version=version,
-                                           machine_setting=machine_setting))
+                                           machine_setting=machine_setting, spread_resamples=spread_resamples))
         return compute
 
     return add

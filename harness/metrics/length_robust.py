@@ -158,12 +158,12 @@ register("mtld", "corpus", True,
          f"MTLD (McCarthy and Jarvis 2010) of the outputs joined in order, by lexicalrichness "
          f"(threshold {MTLD_THRESHOLD}, its own tokens); NaN without words.",
          evaluate=_per_row(_mtld), details=_lexical_details(threshold=MTLD_THRESHOLD),
-         bounds=(0.0, np.inf))(_lexicalrichness_words)
+         bounds=(0.0, np.inf), spread_resamples=True)(_lexicalrichness_words)
 register("mattr", "corpus", True,
          f"MATTR (Covington and McFall 2010) of the outputs joined in order, by lexicalrichness "
          f"(window {MATTR_WINDOW} words, its own tokens); NaN with fewer words than the window.",
          evaluate=_per_row(_mattr), details=_lexical_details(window=MATTR_WINDOW),
-         bounds=(0.0, 1.0))(_lexicalrichness_words)
+         bounds=(0.0, 1.0), spread_resamples=True)(_lexicalrichness_words)
 
 
 # ---------------------------------------------------------------- compression ratio
@@ -182,4 +182,4 @@ register("compression-ratio", "corpus", False,
          f"{GZIP_LEVEL}); higher means more repetition. NaN for an empty corpus.",
          evaluate=_per_row(_compression_ratio),
          details=lambda batch: {"algorithm": "gzip", "compresslevel": GZIP_LEVEL, "join": " "},
-         bounds=(0.0, np.inf))(lambda batch: [p.encode("utf-8") for p in batch.predictions])
+         bounds=(0.0, np.inf), spread_resamples=True)(lambda batch: [p.encode("utf-8") for p in batch.predictions])

@@ -37,17 +37,20 @@ class SeedRun(NamedTuple):
     known_b: dict[str, np.ndarray] | None = None
 
 
-def compare_seeds(runs: list[SeedRun], metrics: list[str], *, n_boot: int, seed: int) -> dict[str, PairedResult]:
-    """B - A per metric: `compare` for one seed, `seed_averaged_compare` for several."""
+def compare_seeds(runs: list[SeedRun], metrics: list[str], *, n_boot: int, seed: int,
+                  workers: int = 1) -> dict[str, PairedResult]:
+    """B - A per metric: `compare` for one seed, `seed_averaged_compare` for several; `workers`:
+    processes for ROUGE and for the resamples of MTLD-like metrics (the same numbers)."""
     if len(runs) == 1:
         run = SeedRun(*runs[0])
         return compare(list(run.predictions_a), list(run.predictions_b), list(run.references), metrics=metrics,
-                       context=run.context, n_boot=n_boot, seed=seed,
+                       context=run.context, n_boot=n_boot, seed=seed, workers=workers,
                        finished_a=run.finished_a, finished_b=run.finished_b, known_a=run.known_a, known_b=run.known_b)
-    return seed_averaged_compare(runs, metrics, n_boot=n_boot, seed=seed)
+    return seed_averaged_compare(runs, metrics, n_boot=n_boot, seed=seed, workers=workers)
 
 
-def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: int, seed: int) -> dict[str, PairedResult]:
+def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: int, seed: int,
+                          workers: int = 1) -> dict[str, PairedResult]:
     """B - A averaged over seeds, with one resample of test examples shared by every seed.
 
     `runs` holds one SeedRun per seed, all on the same test examples in the same order. With a
@@ -67,10 +70,10 @@ def seed_averaged_compare(runs: list[SeedRun], metrics: list[str], *, n_boot: in
     points_b = {m.name: [] for m in chosen}
     per_seed = {m.name: [] for m in chosen}  # each seed's delta on every shared resample
     for run, (finished_a, finished_b) in zip(runs, finished):
-        batch_a = Batch(list(run.predictions_a), list(run.references), run.context, wanted=wanted, finished=finished_a,
-                        known=run.known_a)
-        batch_b = Batch(list(run.predictions_b), list(run.references), run.context, wanted=wanted, finished=finished_b,
-                        known=run.known_b)
+        batch_a = Batch(list(run.predictions_a), list(run.references), run.context, workers=workers, wanted=wanted,
+                        finished=finished_a, known=run.known_a)
+        batch_b = Batch(list(run.predictions_b), list(run.references), run.context, workers=workers, wanted=wanted,
+                        finished=finished_b, known=run.known_b)
         point_a, reps_a = estimates(chosen, batch_a, indices)
         point_b, reps_b = estimates(chosen, batch_b, indices)
         for m in chosen:

@@ -10,12 +10,11 @@ separators, so rouge1/2/L are exactly those of the raw text (the tests check thi
 from __future__ import annotations
 
 import functools
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from harness.metrics.base import Batch, register
+from harness.workers import process_pool
 from harness.metrics.text import sentence_splitter_name, split_sentences
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -65,10 +64,7 @@ def rouge_scores(predictions: list[str], references: list[str], *, types: tuple[
     else:
         bounds = np.linspace(0, n, 4 * workers + 1).astype(int)  # contiguous chunks keep order
         jobs = [(predictions[a:b], references[a:b], types, splitter) for a, b in zip(bounds[:-1], bounds[1:])]
-        # forkserver: never fork a parent that may hold torch threads.
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            table = np.concatenate(list(pool.map(_score_chunk, jobs)))
+        table = np.concatenate(list(process_pool(workers).map(_score_chunk, jobs)))
     return {t: table[:, j] for j, t in enumerate(types)}
 
 

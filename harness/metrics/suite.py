@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from harness import stats
 from harness.errors import HarnessError
 from harness.metrics.base import CONTEXT_NEEDS, METRICS, OUTPUT_NEEDS, Batch, Metric, MetricContext
+from harness.workers import process_pool
 
 DEFAULT_METRICS: list[str] = [
     "rouge1", "rouge2", "rougeL", "rougeLsum",
@@ -167,9 +169,13 @@ def estimates(metrics: list[Metric], batch: Batch, indices: np.ndarray,
             todo.append(m)
     known = {m.name: _known(m, batch) for m in todo}
     computed = {m.name: known[m.name] if known[m.name] is not None else m.compute(batch) for m in todo}
+    spread = {m.name: _spread_replicates(m.name, computed[m.name], indices, batch.workers)
+              for m in todo if m.spread_resamples and batch.workers > 1 and len(indices) >= 2 * batch.workers}
     ones = np.ones((1, len(batch)))
     point.update({m.name: float(m.values(computed[m.name], ones)[0]) for m in todo})
-    reps.update(stats.replicates({m.name: partial(m.values, computed[m.name]) for m in todo}, indices))
+    reps.update(stats.replicates({m.name: partial(m.values, computed[m.name]) for m in todo if m.name not in spread},
+                                 indices))
+    reps.update({name: np.concatenate([block.result() for block in blocks]) for name, blocks in spread.items()})
     for m in todo:
         per_example = np.asarray(computed[m.name], dtype=np.float64) if m.level == "example" else None
         cached[m.name] = per_example
@@ -180,6 +186,19 @@ def estimates(metrics: list[Metric], batch: Batch, indices: np.ndarray,
     if examples is not None:
         examples.update({name: values for name, values in cached.items() if values is not None})
     return {m.name: point[m.name] for m in metrics}, {m.name: reps[m.name] for m in metrics}
+
+
+def _spread_replicates(name: str, computed: Any, indices: np.ndarray, workers: int) -> list[Future]:
+    """The resamples in `workers` contiguous blocks, each computed by a worker process while this
+    one goes on with the other metrics; concatenated in order they are the serial replicates."""
+    pool = process_pool(workers)
+    return [pool.submit(_replicates_of, name, computed, block) for block in np.array_split(indices, workers)]
+
+
+def _replicates_of(name: str, computed: Any, indices: np.ndarray) -> np.ndarray:
+    """In a worker: the registered metric `name` on each resample, by the serial path's own code."""
+    metric = METRICS.get(name)
+    return stats.replicates({name: partial(metric.values, computed)}, indices)[name]
 
 
 def _known(metric: Metric, batch: Batch) -> np.ndarray | None:

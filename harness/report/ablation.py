@@ -159,7 +159,8 @@ def judge_ablation_task(results: TaskResults, rungs: list[Rung], settings: Table
     for role in (FIXED, OFFICIAL):
         anchor = end(rungs, role).arm
         if anchor in present:
-            chosen = TableSettings(n_boot=settings.n_boot, bootstrap_seed=settings.bootstrap_seed, metrics=tuple(names))
+            chosen = TableSettings(n_boot=settings.n_boot, bootstrap_seed=settings.bootstrap_seed, metrics=tuple(names),
+                                   workers=settings.workers)
             task.against[role] = build_group_table(group, chosen, tokenizer_loader, baseline=anchor)
     return task
 

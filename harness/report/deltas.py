@@ -34,7 +34,7 @@ def default_tokenizer_loader(model: str, trust_remote_code: bool = False):
 
 def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed: int, trust_remote_code: bool = False,
                  tokenizer_loader: TokenizerLoader | None = None,
-                 baseline: Arm | None = None) -> tuple[dict[Arm, RowDeltas], list[str]]:
+                 baseline: Arm | None = None, workers: int = 1) -> tuple[dict[Arm, RowDeltas], list[str]]:
     """{arm: (paired results by row, seeds by row)} for every arm but the baseline (the group's CE
     arm unless another is named: the ablation reads its rungs against its two ends), and the
     footnotes."""
@@ -67,13 +67,14 @@ def group_deltas(group: Group, names: list[str], *, n_boot: int, bootstrap_seed:
         if arm == baseline:
             continue
         results, paired_seeds = _arm_deltas(group, arm, baseline, by_decoding.get(None, []), labels, notes,
-                                            tokenizer, generations, n_boot=n_boot, bootstrap_seed=bootstrap_seed)
+                                            tokenizer, generations, n_boot=n_boot, bootstrap_seed=bootstrap_seed,
+                                            workers=workers)
         seeds = {name: paired_seeds for name in results}
         for decoding, metrics in by_decoding.items():
             if decoding is not None:
                 found, decoded_seeds = _arm_deltas(group, arm, baseline, metrics, labels, notes, tokenizer,
                                                    partial(generations, decoding=decoding), n_boot=n_boot,
-                                                   bootstrap_seed=bootstrap_seed, decoding=decoding)
+                                                   bootstrap_seed=bootstrap_seed, decoding=decoding, workers=workers)
                 for metric, result in found.items():
                     results[decoding_metric(decoding, metric)] = result
                     seeds[decoding_metric(decoding, metric)] = decoded_seeds
@@ -125,7 +126,8 @@ def _likelihood_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], 
 
 
 def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], labels: dict[Arm, str], notes: list[str],
-                tokenizer, generations, *, n_boot: int, bootstrap_seed: int, decoding: str | None = None) -> ArmDeltas:
+                tokenizer, generations, *, n_boot: int, bootstrap_seed: int, decoding: str | None = None,
+                workers: int = 1) -> ArmDeltas:
     """decoding: a further decoding's metrics, over the seeds whose points have that decoding."""
     from harness.metrics import METRICS, MetricContext
     from harness.metrics.paired import SeedRun, compare_seeds
@@ -175,7 +177,7 @@ def _arm_deltas(group: Group, arm: Arm, baseline: Arm, names: list[str], labels:
         context = MetricContext(train_counts=train_counts, tokenize=tokenize)
         runs.append(SeedRun([r["prediction"] for r in rows_a], [r["prediction"] for r in rows_b],
                             [r["reference"] for r in rows_a], context, finished_a, finished_b, known_a, known_b))
-    return compare_seeds(runs, names, n_boot=n_boot, seed=bootstrap_seed), seeds
+    return compare_seeds(runs, names, n_boot=n_boot, seed=bootstrap_seed, workers=workers), seeds
 
 
 def seed_pairing_problems(base, arm) -> list[str]:

@@ -31,6 +31,7 @@ from harness.report.deltas import Arm, TokenizerLoader, group_deltas
 from harness.metrics.likelihood import LIKELIHOOD_ROWS, rows_legend
 from harness.report.measured import is_further_row, measured_names, measured_value, metric_record
 from harness.results import NOT_MEASURED, split_decoding
+from harness.workers import default_workers
 
 VALIDATION_CE = "validation-ce"  # plain token cross-entropy on the validation split (every arm)
 SEEDS_NOTE = ("Over several seeds: the Δ column's CI (test examples resampled jointly for every seed, each seed's "
@@ -43,6 +44,8 @@ SEEDS_NOTE = ("Over several seeds: the Δ column's CI (test examples resampled j
 class TableSettings:
     n_boot: int = 1000
     bootstrap_seed: int = 0
+    # processes for ROUGE and the resamples of MTLD-like metrics; the numbers do not depend on it
+    workers: int = field(default_factory=default_workers)
     metrics: tuple[str, ...] | None = None  # None: every metric the points report
     deltas: bool = True  # False: means and stds only (no generations read, no bootstrap)
     trust_remote_code: bool = False  # for the tokenizer the rare-token deltas load
@@ -145,7 +148,7 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
         deltas, notes = group_deltas(group, bootstrapped, n_boot=settings.n_boot,
                                      bootstrap_seed=settings.bootstrap_seed,
                                      trust_remote_code=settings.trust_remote_code, tokenizer_loader=tokenizer_loader,
-                                     baseline=baseline)
+                                     baseline=baseline, workers=settings.workers)
     rows, row_arms = [], []
     for name in names:
         values = {arm: _arm_value(group.points_of(arm), name, labels[arm]) for arm in arms}
