@@ -30,6 +30,12 @@ def default_workers() -> int:
     return min(usable_cores(), DEFAULT_WORKERS_CAP)
 
 
+def worth_spreading(items: int, workers: int) -> bool:
+    """Whether `items` pieces of work go to `workers` processes: only with two or more per worker,
+    below that starting the work in the pool costs more than it saves."""
+    return workers > 1 and items >= 2 * workers
+
+
 @functools.cache
 def process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))

@@ -198,3 +198,22 @@ def test_spreading_resamples_over_processes_changes_no_number(monkeypatch):
         assert np.isfinite([one.delta, one.ci_low, one.ci_high]).all(), name
         assert (one.a, one.b, one.delta, one.ci_low, one.ci_high, one.p_value) == \
             (two.a, two.b, two.delta, two.ci_low, two.ci_high, two.p_value), name
+
+
+def test_a_spread_metric_the_worker_cannot_find_fails_with_what_to_do(monkeypatch):
+    """Workers find a spread metric by name in a fresh interpreter: one registered only at run time
+    in this process is not there, and the run stops with the error and its hint (kept across the
+    process boundary), never with a bare KeyError or a wrong number."""
+    from harness.errors import HarnessError
+    from harness.metrics import suite
+    from harness.metrics.base import make_metric
+
+    metric = make_metric("runtime-only-ttr", "corpus", True, "types/tokens, registered at run time",
+                         lambda batch: [words(p) for p in batch.predictions], spread_resamples=True,
+                         evaluate=lambda toks, w: np.array([len(set(t for ex in toks for t in ex)) / 1.0] * len(w)))
+    monkeypatch.setitem(METRICS._entries, "runtime-only-ttr", metric)
+    suite._ESTIMATES.clear()
+    with pytest.raises(HarnessError) as err:
+        compare(TEXTS * 4, TEXTS * 4, TEXTS * 4, metrics=["runtime-only-ttr"], n_boot=11, workers=2)
+    assert "not registered in a fresh process" in str(err.value)
+    assert "--workers 1" in str(err.value)  # the hint came back from the worker

@@ -41,8 +41,10 @@ HOLD = textwrap.dedent("""
 """)
 
 
-def hold_lock(store: PointStore, seconds: float = 30) -> subprocess.Popen:
-    """Another process that takes the point's lock and keeps it (until killed)."""
+def hold_lock(store: PointStore, seconds: float = 900) -> subprocess.Popen:
+    """Another process that takes the point's lock and keeps it until killed (every caller kills it;
+    `seconds` only bounds an orphan's life). Long: a sweep on a loaded machine can take minutes to
+    reach the held point, and a holder that let go early would let the point run."""
     child = subprocess.Popen([sys.executable, "-c", HOLD, str(store.path), str(seconds)],
                              stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "held"

@@ -104,7 +104,9 @@ class Metric:
     # context (rougeLsum: the sentence splitter "auto" resolves to); None when nothing does.
     machine_setting: Callable[[], str] | None = None
     # evaluate() reruns a measure on each resampled corpus (MTLD, gzip): with Batch.workers > 1 its
-    # resamples are spread over worker processes (same numbers, in the same order).
+    # resamples are spread over worker processes (same numbers, in the same order). A worker finds
+    # the metric by name in a fresh interpreter, so only a metric registered on import (a builtin,
+    # an entry-point plugin) may set it; one registered at run time is refused there by name.
     spread_resamples: bool = False
 
     def example_key(self) -> str:

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from harness.metrics.base import Batch, register
-from harness.workers import process_pool
+from harness.workers import process_pool, worth_spreading
 from harness.metrics.text import sentence_splitter_name, split_sentences
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -59,7 +59,7 @@ def rouge_scores(predictions: list[str], references: list[str], *, types: tuple[
     """Per-example ROUGE F1 x 100 for each type; `workers` > 1 splits the pairs over processes."""
     splitter = sentence_splitter_name(splitter)
     n = len(predictions)
-    if workers <= 1 or n < 2 * workers:
+    if not worth_spreading(n, workers):
         table = _score_chunk((predictions, references, types, splitter))
     else:
         bounds = np.linspace(0, n, 4 * workers + 1).astype(int)  # contiguous chunks keep order

@@ -19,7 +19,7 @@ import numpy as np
 from harness import stats
 from harness.errors import HarnessError
 from harness.metrics.base import CONTEXT_NEEDS, METRICS, OUTPUT_NEEDS, Batch, Metric, MetricContext
-from harness.workers import process_pool
+from harness.workers import process_pool, worth_spreading
 
 DEFAULT_METRICS: list[str] = [
     "rouge1", "rouge2", "rougeL", "rougeLsum",
@@ -170,7 +170,7 @@ def estimates(metrics: list[Metric], batch: Batch, indices: np.ndarray,
     known = {m.name: _known(m, batch) for m in todo}
     computed = {m.name: known[m.name] if known[m.name] is not None else m.compute(batch) for m in todo}
     spread = {m.name: _spread_replicates(m.name, computed[m.name], indices, batch.workers)
-              for m in todo if m.spread_resamples and batch.workers > 1 and len(indices) >= 2 * batch.workers}
+              for m in todo if m.spread_resamples and worth_spreading(len(indices), batch.workers)}
     ones = np.ones((1, len(batch)))
     point.update({m.name: float(m.values(computed[m.name], ones)[0]) for m in todo})
     reps.update(stats.replicates({m.name: partial(m.values, computed[m.name]) for m in todo if m.name not in spread},
@@ -197,6 +197,11 @@ def _spread_replicates(name: str, computed: Any, indices: np.ndarray, workers: i
 
 def _replicates_of(name: str, computed: Any, indices: np.ndarray) -> np.ndarray:
     """In a worker: the registered metric `name` on each resample, by the serial path's own code."""
+    if name not in METRICS:
+        raise HarnessError(f"metric {name!r} sets spread_resamples but is not registered in a fresh process "
+                           "(worker processes find metrics by name)",
+                           "register it in a module loaded through the pdl_bench.metrics entry point, "
+                           "or drop spread_resamples, or pass --workers 1")
     metric = METRICS.get(name)
     return stats.replicates({name: partial(metric.values, computed)}, indices)[name]
 

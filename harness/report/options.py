@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.results import DEFAULT_RESULTS_DIR
-from harness.workers import DEFAULT_WORKERS_CAP
+from harness.workers import DEFAULT_WORKERS_CAP, default_workers
 
 
 def add_results_argument(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,6 @@ def table_settings(args: argparse.Namespace):
     if args.workers is not None and args.workers < 1:
         raise HarnessError(f"--workers must be >= 1, got {args.workers}", "use 1, or leave it out for the default")
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else None
-    chosen = {"workers": args.workers} if args.workers is not None else {}
     return TableSettings(n_boot=args.n_boot, bootstrap_seed=args.bootstrap_seed, metrics=metrics,
-                         deltas=not args.no_deltas, trust_remote_code=args.trust_remote_code, **chosen)
+                         deltas=not args.no_deltas, trust_remote_code=args.trust_remote_code,
+                         workers=default_workers() if args.workers is None else args.workers)
