@@ -58,11 +58,12 @@ def test_bucket_nlls_weighted_by_token_counts_average_to_the_test_ce(causal, chu
     counts = np.zeros(len(tokenizer), dtype=np.int64)
     counts[12:20] = [60, 40, 20, 10, 5, 3, 1, 1]  # reference ids 12-19 frequent to rare; 20-23 unseen
     summary = likelihood_summary(bucket_sums(scores.example, scores.token, scores.nll, scores.correct, counts,
-                                             len(data), n_buckets=4), test_ce)
+                                             len(data), n_buckets=4))
     rows = [b for b in summary["buckets"] if b["n_tokens"]]
     assert len(rows) >= 3 and summary["buckets"][-1]["bucket"] == "unseen"
     weighted = sum(b["n_tokens"] * b["nll"] for b in rows) / sum(b["n_tokens"] for b in rows)
     assert weighted == pytest.approx(test_ce, rel=1e-5)
+    assert summary["test_ce"] == pytest.approx(test_ce, rel=1e-5)  # what a point records, by its own code
     for b in rows:
         assert 0 <= b["accuracy"] <= 1 and 0 < b["probability"] <= 1
 
@@ -74,7 +75,8 @@ def test_bucket_sums_by_hand():
     sums = bucket_sums(example=[0, 0, 1, 1], token=[1, 2, 2, 0], nll=[1.0, 2.0, 4.0, 3.0],
                        correct=[True, False, True, False], train_counts=counts, n_examples=2, n_buckets=2)
     assert sums.tokens.tolist() == [[1, 1, 0], [0, 1, 1]]
-    summary = likelihood_summary(sums, test_ce=2.5)
+    summary = likelihood_summary(sums)
+    assert summary["test_ce"] == 2.5  # (1 + 2 + 4 + 3) / 4: every token once
     by_bucket = {b["bucket"]: b for b in summary["buckets"]}
     assert by_bucket[0]["nll"] == 1.0 and by_bucket[0]["accuracy"] == 1.0
     assert by_bucket[1]["nll"] == 3.0 and by_bucket[1]["accuracy"] == 0.5

@@ -108,10 +108,13 @@ def bucket_sums(example: np.ndarray, token: np.ndarray, nll: np.ndarray, correct
                       pooled(np.exp(-nll)))
 
 
-def likelihood_summary(sums: BucketSums, test_ce: float | None) -> dict:
+def likelihood_summary(sums: BucketSums) -> dict:
     """The JSON-able record a point's metrics.json holds: per bucket its token count and the mean
-    NLL, accuracy and probability of the reference tokens (None where it has no token)."""
+    NLL, accuracy and probability of the reference tokens (None where it has no token), and the
+    test CE, the pooled buckets' mean NLL (as the test-ce deltas read it; None without tokens)."""
     means = {q: sums.mean(q)[0] for q in QUANTITIES}
+    pooled_nll = float(sums.pooled().mean("nll")[0, 0])
+    test_ce = pooled_nll if np.isfinite(pooled_nll) else None
     counts = sums.tokens.sum(axis=0)
     rows = [{"bucket": bucket_label(b, sums.n_buckets), "n_tokens": int(counts[b]),
              **{q: float(means[q][b]) if counts[b] else None for q in QUANTITIES}}

@@ -103,7 +103,7 @@ def add_load_time_measurements(path: Path, *, token_scores: dict[str, np.ndarray
                        train_counts, metrics["n_test"], n_buckets)
     write_token_scores(path, SimpleNamespace(**token_scores))
     write_train_counts(path, train_counts)  # the counts the scores are bucketed by, as a real point has
-    metrics["token_likelihood"] = likelihood_summary(sums, float(np.mean(token_scores["nll"])))
+    metrics["token_likelihood"] = likelihood_summary(sums)
     metrics["decodings"] = {}
     for name, rows in decodings.items():
         write_rows(path / generations_file(name), rows)

@@ -333,8 +333,6 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         test_ds = tokenize_for_training(task, splits["test"], tokenizer, is_encoder_decoder=is_encoder_decoder)
         scores = token_scores(unwrapped, tokenizer, test_ds, is_encoder_decoder=is_encoder_decoder,
                               batch_size=eval_batch, chunked=setup.plan.packed_rows)
-        test_ce = validation_ce(unwrapped, tokenizer, test_ds, is_encoder_decoder=is_encoder_decoder,
-                                chunked=setup.plan.packed_rows, batch_size=eval_batch).ce
     rows = generation_rows(gen_ds, splits["test"], predictions)
     further_rows = {name: generation_rows(gen_ds, splits["test"], outputs) for name, outputs in further.items()}
     write_jsonl_atomic(store.file(GENERATIONS_FILE), rows)
@@ -351,7 +349,7 @@ def _execute(point: ResolvedPoint, state, progress: bool) -> PointResult:
         write_example_scores(store.path, examples)
         metrics["token_likelihood"] = {
             **likelihood_summary(bucket_sums(scores.example, scores.token, scores.nll, scores.correct,
-                                             setup.train_counts, len(test_ds)), test_ce),
+                                             setup.train_counts, len(test_ds))),
             "path": scores.path}
     metrics["validation_ce"] = val_ce
     write_jsonl_atomic(store.file(TRAIN_LOG_FILE), setup.trainer.state.log_history)  # as logged live, whole
