@@ -382,13 +382,15 @@ def test_committed_page_is_rebuilt_byte_for_byte(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not (REPO / "docs" / "results.md").is_file(), reason="docs/results.md is not there yet")
-def test_readme_quotes_the_pages_headline_rows_verbatim():
-    """The README's quoted headline rows (between its reference-headline markers) are rows of the
-    generated page, so the README cannot drift from the committed results."""
+@pytest.mark.parametrize("marker, page_name", [("reference-headline", "results.md"),
+                                               ("ablation-headline", "ablation.md")])
+def test_readme_quotes_the_pages_headline_rows_verbatim(marker, page_name):
+    """The README's quoted headline rows (between its `marker` markers) are rows of the generated
+    page, so the README cannot drift from the committed results."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    page = (REPO / "docs" / "results.md").read_text(encoding="utf-8").splitlines()
-    block = re.search(r"<!-- reference-headline -->\n(.*?)<!-- /reference-headline -->", readme, re.S)
-    assert block, "README.md lacks the <!-- reference-headline --> block that quotes docs/results.md"
+    page = (REPO / "docs" / page_name).read_text(encoding="utf-8").splitlines()
+    block = re.search(rf"<!-- {marker} -->\n(.*?)<!-- /{marker} -->", readme, re.S)
+    assert block, f"README.md lacks the <!-- {marker} --> block that quotes docs/{page_name}"
     rows = [line for line in block.group(1).splitlines() if line.startswith("| ") and "---" not in line]
     assert rows and all(row in page for row in rows)
 
