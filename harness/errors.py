@@ -9,9 +9,5 @@ class HarnessError(Exception):
         self.message = message
         self.hint = hint
 
-    def __reduce__(self):
-        """Pickle message and hint both, so an error raised in a worker process keeps its hint."""
-        return type(self), (self.message, self.hint)
-
     def __str__(self) -> str:
         return f"{self.message}\n  -> {self.hint}" if self.hint else self.message

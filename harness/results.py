@@ -169,9 +169,9 @@ class BucketLikelihood(_Record):
 
 class TokenLikelihood(_Record):
     """Likelihood by training frequency (harness.metrics.likelihood.likelihood_summary); test_ce is
-    the teacher-forced CE of the test references: the mean of their token scores (the points of
-    2026-12-04 and before computed it in a second pass by validation_ce: the same quantity, equal
-    to about 1e-8), which the buckets average to, weighted by their token counts."""
+    the teacher-forced CE of the test references, the pooled mean of their token scores, which the
+    buckets average to, weighted by their token counts (docs/metrics.md: how earlier points
+    computed it)."""
 
     n_buckets: int
     n_tokens: int

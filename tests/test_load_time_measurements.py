@@ -187,7 +187,9 @@ def test_a_point_records_both_measurements_under_its_unchanged_identity(tiny_cau
     assert metrics.measured_at_load and metrics.token_likelihood is not None
     likelihood = metrics.token_likelihood
     weighted = sum(b.n_tokens * b.nll for b in likelihood.buckets if b.n_tokens) / likelihood.n_tokens
-    assert weighted == pytest.approx(likelihood.test_ce, rel=1e-5)
+    assert weighted == pytest.approx(likelihood.test_ce, rel=1e-5)  # the buckets cover every token once
+    # the recorded test CE is the stored token scores' (validation_ce's code agrees: the test above)
+    assert likelihood.test_ce == pytest.approx(float(read_token_scores(result.path)["nll"].mean()), rel=1e-9)
     assert set(metrics.decodings) == {"sampled"} and set(metrics.decodings["sampled"].metrics) == set(metrics.metrics)
     greedy = [json.loads(line) for line in (result.path / GENERATIONS_FILE).read_text().splitlines()]
     sampled = [json.loads(line) for line in (result.path / generations_file("sampled")).read_text().splitlines()]

@@ -190,7 +190,7 @@ def test_spreading_resamples_over_processes_changes_no_number(monkeypatch):
     names = ["mtld", "mattr", "compression-ratio", "rouge1"]
     runs = {}
     for workers in (1, 2):
-        suite._ESTIMATES.clear()  # else the second run reads the first's remembered estimates
+        suite.forget_estimates()  # else the second run reads the first's remembered estimates
         runs[workers] = compare(preds, doubled, preds, metrics=names, n_boot=101, workers=workers)
     assert sorted(spread) == sorted(2 * ["mtld", "mattr", "compression-ratio"])  # both arms, workers=2 only
     for name in names:
@@ -202,8 +202,8 @@ def test_spreading_resamples_over_processes_changes_no_number(monkeypatch):
 
 def test_a_spread_metric_the_worker_cannot_find_fails_with_what_to_do(monkeypatch):
     """Workers find a spread metric by name in a fresh interpreter: one registered only at run time
-    in this process is not there, and the run stops with the error and its hint (kept across the
-    process boundary), never with a bare KeyError or a wrong number."""
+    in this process is not there, and the run stops with an error that says why and what to do
+    (its hint pickled back from the worker), never with a wrong number."""
     from harness.errors import HarnessError
     from harness.metrics import suite
     from harness.metrics.base import make_metric
@@ -212,7 +212,7 @@ def test_a_spread_metric_the_worker_cannot_find_fails_with_what_to_do(monkeypatc
                          lambda batch: [words(p) for p in batch.predictions], spread_resamples=True,
                          evaluate=lambda toks, w: np.array([len(set(t for ex in toks for t in ex)) / 1.0] * len(w)))
     monkeypatch.setitem(METRICS._entries, "runtime-only-ttr", metric)
-    suite._ESTIMATES.clear()
+    suite.forget_estimates()
     with pytest.raises(HarnessError) as err:
         compare(TEXTS * 4, TEXTS * 4, TEXTS * 4, metrics=["runtime-only-ttr"], n_boot=11, workers=2)
     assert "not registered in a fresh process" in str(err.value)

@@ -211,7 +211,7 @@ def test_per_example_scores_are_stored_and_a_report_reads_them_instead_of_comput
     from harness.io import read_jsonl
     from harness.metrics import METRICS, MetricContext, score, semantic
     from harness.metrics.paired import SeedRun, compare_seeds
-    from harness.metrics.suite import _ESTIMATES
+    from harness.metrics.suite import forget_estimates
     from harness.results import EXAMPLE_SCORES_FILE, read_example_scores, read_metrics
 
     (real_point / EXAMPLE_SCORES_FILE).unlink(missing_ok=True)
@@ -242,7 +242,7 @@ def test_per_example_scores_are_stored_and_a_report_reads_them_instead_of_comput
     # the other arm's values as its own scoring would have stored them
     known_other = {"semantic-similarity": score(other, references, metrics=["semantic-similarity"],
                                                 n_boot=0)["semantic-similarity"].examples}
-    _ESTIMATES.clear()
+    forget_estimates()
 
     def no_embedding(*args, **kwargs):
         raise AssertionError("embedded again")

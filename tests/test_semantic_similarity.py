@@ -40,7 +40,7 @@ def test_deterministic_and_recorded():
     from harness.metrics import semantic, suite
 
     first = score(UNRELATED + SAME, REFS + REFS, metrics=["semantic-similarity"], n_boot=200, seed=0)
-    suite._ESTIMATES.clear()  # embed again: the remembered estimates and embeddings would make this test unable to fail
+    suite.forget_estimates()  # embed again: the remembered estimates and embeddings would make this test unable to fail
     semantic._embed_remembered.cache_clear()
     second = score(UNRELATED + SAME, REFS + REFS, metrics=["semantic-similarity"], n_boot=200, seed=0)
     assert first["semantic-similarity"].to_dict() == second["semantic-similarity"].to_dict()

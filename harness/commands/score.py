@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from harness.report.options import add_workers_argument, workers_from
+
 HELP = "Score a JSONL of predictions/references (metrics with bootstrap 95% CIs), or compare two with --against."
 DESCRIPTION = """\
 Reads PREDICTIONS.jsonl (one JSON object per line with "prediction", "reference" and optionally
@@ -34,9 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="comma-separated metric names (default: the standard suite)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="processes for ROUGE and the resamples of MTLD, MATTR and the compression ratio "
-                             "(default: %(default)s)")
+    add_workers_argument(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument("--train-counts", type=Path, help="training-target token counts: a point's train_counts.npz, or a dense .npy array (rare-token metrics)")
     parser.add_argument("--tokenizer", type=Path, help="local tokenizer folder used to count --train-counts")
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     context = _context(args)
     arm_a = load_pairs(args.predictions)
-    settings = dict(context=context, n_boot=args.n_boot, seed=args.seed, workers=args.workers)
+    settings = dict(context=context, n_boot=args.n_boot, seed=args.seed, workers=workers_from(args))
     if args.against is None:
         results = score(arm_a[0], arm_a[1], metrics=measurable(metrics, arm_a[3] is not None), finished=arm_a[3],
                         **settings)

@@ -223,6 +223,12 @@ _ESTIMATES: dict[tuple, tuple[float, np.ndarray, np.ndarray | None]] = {}  # old
 _ESTIMATES_KEPT = 512
 
 
+def forget_estimates() -> None:
+    """Drop the remembered estimates: a benchmark that times the same texts twice must compute them
+    twice (and a test that must be able to fail, too)."""
+    _ESTIMATES.clear()
+
+
 def _memo_inputs(batch: Batch, indices: np.ndarray) -> tuple:
     """What fixes a text-only metric's estimates besides the metric itself (one that reads training
     counts, a tokenizer or finished flags declares it in `needs` and is not remembered)."""
