@@ -132,6 +132,24 @@ def test_sentences_follow_the_numbers(page):
     assert "![quality-diversity plane](fig/ablation_plane.png)" in page
 
 
+def test_arms_with_identical_outputs_are_named_once_and_all_empty_ones_are_not(page, tmp_path):
+    """ce, the unseen-weight fix and pdl(alpha=1) write the same `good` outputs at both seeds, with the
+    same recorded weights: one sentence names the three. pdl-official and the put-back both leave every
+    output empty, which the empty share already says: not named. Outputs that differ at one shared
+    seed are not called identical."""
+    line = next(line for line in page.splitlines() if line.startswith("Same outputs: "))
+    assert line == ("Same outputs: `ce`, `official + unseen_weight=neutral` and `pdl(alpha=1)` give identical outputs "
+                    "on every test example at every seed they share (0, 1), and recorded the same token weights "
+                    "(EOS weight 1; largest 5 on '</s>'): the same model in effect.")
+    for seed in (0, 1):
+        add_point(tmp_path, "ce", {}, seed, "good", 1.0)
+        add_point(tmp_path, "pdl-official", {}, seed, "empty", 1e7)
+        add_point(tmp_path, "pdl", {"alpha": 1.0}, seed, "good" if seed == 0 else "exact", 1.0)
+    plan = ReferencePlan.model_validate(PLAN)
+    built = ablation.build_ablation(tmp_path, plan, tmp_path / "a.md", tmp_path / "fig", settings=SETTINGS)
+    assert "Same outputs" not in built.out.read_text(encoding="utf-8")  # pdl(alpha=1) differs from ce at seed 1
+
+
 def test_a_fix_is_not_called_restoring_before_the_fixed_end_has_run(tmp_path):
     """"Restores" compares with pdl(alpha=1) too: with that end not run, the sentence says so."""
     for seed in (0, 1):

@@ -136,6 +136,13 @@ class AblationTask:
                      if points[s].provenance.get("loss_weights")), None)
 
 
+    def outputs(self, rung: Rung) -> dict[int, tuple[str, ...]]:
+        """seed -> the rung's greedy outputs, in test order."""
+        group = self.results.group
+        points = group.points_of(rung.arm) if group is not None else {}
+        return {seed: tuple(row["prediction"] for row in point.generations()) for seed, point in points.items()}
+
+
 def ablation_metrics(group_metrics: list[str]) -> tuple[str | None, str | None, list[str]]:
     """(quality, diversity, the page's metrics): the verdict page's main metrics, and raw distinct-2
     beside rarefied distinct-2, which an arm with (nearly) empty outputs leaves undefined."""
@@ -266,6 +273,41 @@ def choice_lines(task: AblationTask, rungs: list[Rung]) -> list[str]:
     return lines
 
 
+def same_output_groups(task: AblationTask, rungs: list[Rung]) -> list[tuple[list[Rung], list[int]]]:
+    """Arms whose outputs are identical, example for example, at every seed they share (at least
+    one), with those seeds: two choices that train the same model in effect. Arms that leave every
+    output empty are left out: the empty share already says they agree."""
+    groups: list[tuple[list[Rung], dict[int, tuple[str, ...]]]] = []
+    for rung in rungs:
+        outputs = task.outputs(rung)
+        if not outputs or all(not text for texts in outputs.values() for text in texts):
+            continue
+        for members, first in groups:
+            shared = sorted(set(first) & set(outputs))
+            if shared and all(first[s] == outputs[s] for s in shared):
+                members.append(rung)
+                break
+        else:
+            groups.append(([rung], outputs))
+    found = []
+    for members, _ in groups:
+        if len(members) > 1:
+            seeds = set.intersection(*(set(task.outputs(m)) for m in members))
+            found.append((members, sorted(seeds)))
+    return found
+
+
+def same_output_sentence(task: AblationTask, members: list[Rung], seeds: list[int]) -> str:
+    """One sentence for one group of same_output_groups, naming whether their recorded weights agree."""
+    labels = [f"`{m.label}`" for m in members]
+    names = f"{', '.join(labels[:-1])} and {labels[-1]}"
+    seed_words = ", ".join(map(str, seeds)) if seeds else "none in common"
+    weights = [task.weights(m) for m in members]
+    same_weights = all(w == weights[0] for w in weights) and weights[0] is not None
+    tail = f", and recorded the same token weights{weight_words(weights[0])}: the same model in effect" if same_weights else ""
+    return f"{names} give identical outputs on every test example at every seed they share ({seed_words}){tail}."
+
+
 # ----------------------------------------------------------------- tables
 
 
@@ -390,6 +432,8 @@ def task_section(task: AblationTask, rungs: list[Rung], plan: ReferencePlan) -> 
     else:
         parts += [f"Main metrics: quality `{task.quality}`, diversity `{task.diversity}` (as on docs/results.md).", ""]
         parts += [f"- {line}" for line in choice_lines(task, rungs)] + [""]
+        same = [same_output_sentence(task, members, seeds) for members, seeds in same_output_groups(task, rungs)]
+        parts += [f"Same outputs: {' '.join(same)}", ""] if same else []
         parts += ["### Arms (mean ± std over seeds)", "", markdown_table(values_grid(task, rungs)), ""]
         for role, title in ((FIXED, "pdl(alpha=1)"), (OFFICIAL, "pdl-official")):
             if role in task.against:
