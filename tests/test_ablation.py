@@ -61,9 +61,13 @@ def add_point(root: Path, loss: str, options: dict, seed: int, kind: str, eos_we
     generated = rows(kind, seed)
     results = score([r["prediction"] for r in generated], [r["reference"] for r in generated], metrics=METRICS,
                     n_boot=0, seed=seed)
-    path = write_point(root, task_config("style", metrics=METRICS), MODEL, loss, resolved, seed,
+    config = task_config("style", metrics=METRICS)
+    config["training"].update(max_grad_norm=1.0, gradient_accumulation_steps=1)  # as a real point's dump has
+    path = write_point(root, config, MODEL, loss, resolved, seed,
                        generations=generated, metric_values={k: r.value for k, r in results.items()},
-                       validation_ce=2.0 + (kind == "empty"), global_steps=40, n_train=64)
+                       validation_ce=2.0 + (kind == "empty"), global_steps=40, n_train=64,
+                       train_log=[{"step": 4, "loss": 2.0, "grad_norm": 0.002 if kind == "empty" else 6.0 + seed},
+                                  {"step": 8, "loss": 1.5, "grad_norm": 0.001 if kind == "empty" else 5.0 + seed}])
     record = read_provenance(path).model_dump(mode="json")
     weights = {"over": "token ids that occur as training targets, before the first update", "n_token_ids": 50,
                "min": 0.01, "max": max(eos_weight, 5.0), "max_token_id": 2, "max_token": "</s>", "eos": eos_weight}
@@ -129,6 +133,12 @@ def test_sentences_follow_the_numbers(page):
     assert "Putting `normalization=batch_weight_sum` back alone: not compared yet (points missing)." in page
     assert "- `pdl + normalization=batch_weight_sum` seed 1: not run yet (no folder)" in page
     assert "**10 of 12 planned points are complete.**" in page
+    # the smallest pre-clip gradient norm over seeds and logged steps, read against the task's clipping
+    assert "| `pdl-official` | official end | 2 | 1 ± 0 |" in page
+    assert next(line for line in page.splitlines() if line.startswith("| `pdl-official` |")).endswith("| 0.001 |")
+    assert next(line for line in page.splitlines() if line.startswith("| `pdl(alpha=1)` |")).endswith("| 5 |")
+    assert "gradients were clipped at 1 (training.max_grad_norm), so an arm above it had every logged step clipped, " \
+           "and with one micro-batch per step" in page
     assert "![quality-diversity plane](fig/ablation_plane.png)" in page
 
 

@@ -136,6 +136,22 @@ class AblationTask:
                      if points[s].provenance.get("loss_weights")), None)
 
 
+    def smallest_grad_norm(self, rung: Rung) -> float | None:
+        """The smallest pre-clip gradient norm any seed of the rung logged (train_log.jsonl). Above
+        the task's max_grad_norm, every logged step was clipped to that norm: the loss's overall
+        scale, which is what `normalization` changes with one micro-batch per step, is divided out."""
+        group = self.results.group
+        points = group.points_of(rung.arm).values() if group is not None else ()
+        norms = [float(row["grad_norm"]) for point in points for row in point.train_log()
+                 if isinstance(row.get("grad_norm"), (int, float)) and math.isfinite(row["grad_norm"])]
+        return min(norms) if norms else None
+
+    def training_setting(self, key: str):
+        """A training setting (e.g. max_grad_norm) every point of the task shares, else None."""
+        group = self.results.group
+        values = {json.dumps(p.config["task"]["training"].get(key)) for p in group.points} if group is not None else set()
+        return json.loads(values.pop()) if len(values) == 1 else None
+
     def outputs(self, rung: Rung) -> dict[int, tuple[str, ...]]:
         """seed -> the rung's greedy outputs, in test order."""
         group = self.results.group
@@ -315,6 +331,19 @@ def _cell(row: Comparison | None) -> str:
     return mean_std_text(row.arm) if row is not None and row.arm.measured else ""
 
 
+def clipping_note(task: AblationTask) -> str:
+    """What the grad-norm column means for this task's clipping and accumulation settings."""
+    note = "The last column is the smallest pre-clip gradient norm any seed logged (train_log.jsonl)"
+    clip, accumulation = task.training_setting("max_grad_norm"), task.training_setting("gradient_accumulation_steps")
+    if clip is None:
+        return note + "."
+    note += f"; gradients were clipped at {format_value(clip, 3)} (training.max_grad_norm), so an arm above it had every logged step clipped"
+    if accumulation == 1:
+        note += (", and with one micro-batch per step its loss's overall scale, which is all `normalization` changes "
+                 "there, is divided out")
+    return note + "."
+
+
 def values_grid(task: AblationTask, rungs: list[Rung]) -> Grid:
     """arm | role | seeds | each metric's mean ± std | the token weights it trained with."""
     metrics = _metrics(task)
@@ -324,9 +353,10 @@ def values_grid(task: AblationTask, rungs: list[Rung]) -> Grid:
         seeds = next((r.arm.n_seeds for r in row if r is not None), 0)
         weights = task.weights(rung) or {}
         rows.append(Row([f"`{rung.label}`", rung.role, str(seeds), *[_cell(r) for r in row],
-                         format_value(weights.get("max"), 3), format_value(weights.get("eos"), 3)]))
-    headers = ["arm", "role", "seeds", *metrics, "largest weight", "EOS weight"]
-    return Grid(headers, [False, False, True] + [True] * (len(metrics) + 2), rows)
+                         format_value(weights.get("max"), 3), format_value(weights.get("eos"), 3),
+                         format_value(task.smallest_grad_norm(rung), 3)]))
+    headers = ["arm", "role", "seeds", *metrics, "largest weight", "EOS weight", "smallest logged grad norm"]
+    return Grid(headers, [False, False, True] + [True] * (len(metrics) + 3), rows)
 
 
 def delta_grid(task: AblationTask, rungs: list[Rung], against: str) -> Grid:
@@ -434,7 +464,8 @@ def task_section(task: AblationTask, rungs: list[Rung], plan: ReferencePlan) -> 
         parts += [f"- {line}" for line in choice_lines(task, rungs)] + [""]
         same = [same_output_sentence(task, members, seeds) for members, seeds in same_output_groups(task, rungs)]
         parts += [f"Same outputs: {' '.join(same)}", ""] if same else []
-        parts += ["### Arms (mean ± std over seeds)", "", markdown_table(values_grid(task, rungs)), ""]
+        clip_note = clipping_note(task)
+        parts += ["### Arms (mean ± std over seeds)", "", markdown_table(values_grid(task, rungs)), "", clip_note, ""]
         for role, title in ((FIXED, "pdl(alpha=1)"), (OFFICIAL, "pdl-official")):
             if role in task.against:
                 notes = " ".join(task.against[role].notes)
