@@ -191,6 +191,9 @@ def test_the_verdict_page_counts_the_ablations_folders_and_does_not_list_them(tr
     text = built.out.read_text(encoding="utf-8")
     assert "not in the plan" not in text
     assert "6 other complete points of this configuration belong to the tree's other plan (ablation.yaml)" in text
+    # every planned point is there: the section says so first, then counts the other plan's
+    assert ("### Missing points\n\nNone: every planned point of this task is complete.\n\n6 other complete points"
+            in text)
 
 
 def test_a_folder_only_an_other_tasks_plan_names_is_listed(tree, tmp_path):

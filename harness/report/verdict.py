@@ -602,13 +602,13 @@ def examples_markdown(group: Group, k: int, arms: list[Arm], labels: dict[Arm, s
 
 def missing_markdown(results: TaskResults) -> str:
     lines = [f"- `{label}` seed {seed}" + (f" (`{folder}`)" if folder else "") + f": {markdown_text(why)}"
-             for label, seed, folder, why in results.missing]
+             for label, seed, folder, why in results.missing] or ["None: every planned point of this task is complete."]
     if results.not_compared:
         lines += ["", "Folders of this task that the page does not compare:", ""]
         lines += [f"- `{folder}`: {markdown_text(why)}" for folder, why in results.not_compared]
     if results.other_plans:
         lines += ["", results.other_plans]
-    return "\n".join(lines) if lines else "None: every planned point of this task is complete."
+    return "\n".join(lines)
 
 
 FIGURE_CAPTIONS = {
