@@ -126,23 +126,24 @@ class AblationTask:
         label = table.group.labels().get(rung.arm)  # None: the rung has no complete point yet
         return next((r for r in table.rows if r.metric == metric and r.arm.label == label), None)
 
+    def points(self, rung: Rung) -> dict:
+        """seed -> the rung's complete point (none while the task has no point at all)."""
+        group = self.results.group
+        return group.points_of(rung.arm) if group is not None else {}
+
     def weights(self, rung: Rung) -> dict | None:
         """The token weights the rung trained with (provenance.loss_weights of its lowest seed that
         recorded them): the frequencies are counted on the training split, which the task's
         `limits.seed` fixes for every run seed, so every seed trains with the same weights."""
-        group = self.results.group
-        points = group.points_of(rung.arm) if group is not None else {}
+        points = self.points(rung)
         return next((points[s].provenance.get("loss_weights") for s in sorted(points)
                      if points[s].provenance.get("loss_weights")), None)
-
 
     def smallest_grad_norm(self, rung: Rung) -> float | None:
         """The smallest pre-clip gradient norm any seed of the rung logged (train_log.jsonl). Above
         the task's max_grad_norm, every logged step was clipped to that norm: the loss's overall
         scale, which is what `normalization` changes with one micro-batch per step, is divided out."""
-        group = self.results.group
-        points = group.points_of(rung.arm).values() if group is not None else ()
-        norms = [float(row["grad_norm"]) for point in points for row in point.train_log()
+        norms = [float(row["grad_norm"]) for point in self.points(rung).values() for row in point.train_log()
                  if isinstance(row.get("grad_norm"), (int, float)) and math.isfinite(row["grad_norm"])]
         return min(norms) if norms else None
 
@@ -154,9 +155,8 @@ class AblationTask:
 
     def outputs(self, rung: Rung) -> dict[int, tuple[str, ...]]:
         """seed -> the rung's greedy outputs, in test order."""
-        group = self.results.group
-        points = group.points_of(rung.arm) if group is not None else {}
-        return {seed: tuple(row["prediction"] for row in point.generations()) for seed, point in points.items()}
+        return {seed: tuple(row["prediction"] for row in point.generations())
+                for seed, point in self.points(rung).items()}
 
 
 def ablation_metrics(group_metrics: list[str]) -> tuple[str | None, str | None, list[str]]:
@@ -293,24 +293,21 @@ def same_output_groups(task: AblationTask, rungs: list[Rung]) -> list[tuple[list
     """Arms whose outputs are identical, example for example, at every seed they share (at least
     one), with those seeds: two choices that train the same model in effect. Arms that leave every
     output empty are left out: the empty share already says they agree."""
-    groups: list[tuple[list[Rung], dict[int, tuple[str, ...]]]] = []
+    groups: list[list[tuple[Rung, dict[int, tuple[str, ...]]]]] = []  # each member with its outputs
     for rung in rungs:
         outputs = task.outputs(rung)
         if not outputs or all(not text for texts in outputs.values() for text in texts):
             continue
-        for members, first in groups:
-            shared = sorted(set(first) & set(outputs))
+        for members in groups:
+            first = members[0][1]
+            shared = set(first) & set(outputs)
             if shared and all(first[s] == outputs[s] for s in shared):
-                members.append(rung)
+                members.append((rung, outputs))
                 break
         else:
-            groups.append(([rung], outputs))
-    found = []
-    for members, _ in groups:
-        if len(members) > 1:
-            seeds = set.intersection(*(set(task.outputs(m)) for m in members))
-            found.append((members, sorted(seeds)))
-    return found
+            groups.append([(rung, outputs)])
+    return [([rung for rung, _ in members], sorted(set.intersection(*(set(outputs) for _, outputs in members))))
+            for members in groups if len(members) > 1]
 
 
 def same_output_sentence(task: AblationTask, members: list[Rung], seeds: list[int]) -> str:
@@ -464,8 +461,8 @@ def task_section(task: AblationTask, rungs: list[Rung], plan: ReferencePlan) -> 
         parts += [f"- {line}" for line in choice_lines(task, rungs)] + [""]
         same = [same_output_sentence(task, members, seeds) for members, seeds in same_output_groups(task, rungs)]
         parts += [f"Same outputs: {' '.join(same)}", ""] if same else []
-        clip_note = clipping_note(task)
-        parts += ["### Arms (mean ± std over seeds)", "", markdown_table(values_grid(task, rungs)), "", clip_note, ""]
+        parts += ["### Arms (mean ± std over seeds)", "", markdown_table(values_grid(task, rungs)), "",
+                  clipping_note(task), ""]
         for role, title in ((FIXED, "pdl(alpha=1)"), (OFFICIAL, "pdl-official")):
             if role in task.against:
                 notes = " ".join(task.against[role].notes)
