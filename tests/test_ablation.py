@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 SETTINGS = TableSettings(n_boot=200)
 N_TEST = 24
 MODEL = "org/Tiny-LM"
-METRICS = ["bleu", "distinct-2", "rarefied-distinct-2", "empty-share", "mean-length"]
+METRICS = ["bleu", "distinct-2", "rarefied-distinct-2", "empty-share", "loop-share", "limit-share", "mean-length"]
 FIX_UNSEEN = {**OFFICIAL_OPTIONS, "unseen_weight": "neutral"}
 BREAK_UNSEEN = {"alpha": 1.0, "unseen_weight": "formula"}
 BREAK_NORM = {"alpha": 1.0, "normalization": "batch_weight_sum"}
@@ -46,13 +46,17 @@ PLAN = {
 def rows(kind: str, seed: int) -> list[dict]:
     """`empty`: every output empty (the official arithmetic); `good`: the reference's words with the
     last two shifted by seed, so quality and diversity are defined and vary a little; `exact`: the
-    reference itself; `half`: the first half of the outputs empty, the rest `good`."""
+    reference itself; `half`: the first half of the outputs empty, the rest `good`; `loop`: `good`
+    followed by its first four words three times over, cut off by the token limit."""
     out = []
     for i in range(N_TEST):
         reference = " ".join(WORDS[(5 * i + k) % len(WORDS)] for k in range(8))
         good = " ".join(WORDS[(5 * i + k + (k > 5) * (seed + 1)) % len(WORDS)] for k in range(8))
-        prediction = {"empty": "", "good": good, "exact": reference, "half": "" if i < N_TEST // 2 else good}[kind]
-        out.append({"id": f"t{i:02d}", "source": f"text {i}", "prediction": prediction, "reference": reference})
+        loop = good + (" " + " ".join(good.split()[:4])) * 3
+        prediction = {"empty": "", "good": good, "exact": reference, "half": "" if i < N_TEST // 2 else good,
+                      "loop": loop}[kind]
+        out.append({"id": f"t{i:02d}", "source": f"text {i}", "prediction": prediction, "reference": reference,
+                    "stopped": "max_new_tokens" if kind == "loop" else "eos"})
     return out
 
 
@@ -60,7 +64,7 @@ def add_point(root: Path, loss: str, options: dict, seed: int, kind: str, eos_we
     resolved = validate_options(loss, options).model_dump(mode="json")
     generated = rows(kind, seed)
     results = score([r["prediction"] for r in generated], [r["reference"] for r in generated], metrics=METRICS,
-                    n_boot=0, seed=seed)
+                    n_boot=0, seed=seed, finished=[r["stopped"] == "eos" for r in generated])
     config = task_config("style", metrics=METRICS)
     config["training"].update(max_grad_norm=1.0, gradient_accumulation_steps=1)  # as a real point's dump has
     path = write_point(root, config, MODEL, loss, resolved, seed,
@@ -249,19 +253,25 @@ def test_the_command_rebuilds_the_page_and_refuses_a_plan_off_the_ladder_before_
     assert "neither an end" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
 
 
+def unseen_weight_page(root: Path, *, put_back: str, fix: str) -> str:
+    """The page of a tree whose two unseen_weight rungs give outputs of the named kinds (`rows`),
+    between an all-empty pdl-official and a good pdl(alpha=1), at seeds 0 and 1."""
+    for seed in (0, 1):
+        add_point(root, "ce", {}, seed, "good", 1.0)
+        add_point(root, "pdl-official", {}, seed, "empty", 1e7)
+        add_point(root, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
+        add_point(root, "pdl", BREAK_UNSEEN, seed, put_back, 1e7)
+        add_point(root, "pdl", FIX_UNSEEN, seed, fix, 1.0)
+    (root / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
+    built = ablation.build_ablation(root, read_plan(root, ABLATION_PLAN_FILE), root / "a.md", root / "fig",
+                                    settings=SETTINGS)
+    return built.out.read_text(encoding="utf-8")
+
+
 def test_a_change_for_the_better_is_named_as_one_and_a_partial_fix_is_not_called_a_restore(tmp_path):
     """Putting a choice back that raises quality says so (never "changes neither"); fixing a choice
     that halves the official arm's empty outputs, still above pdl(alpha=1)'s, "lowers" them."""
-    for seed in (0, 1):
-        add_point(tmp_path, "ce", {}, seed, "good", 1.0)
-        add_point(tmp_path, "pdl-official", {}, seed, "empty", 1e7)
-        add_point(tmp_path, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
-        add_point(tmp_path, "pdl", BREAK_UNSEEN, seed, "exact", 1e7)
-        add_point(tmp_path, "pdl", FIX_UNSEEN, seed, "half", 1.0)
-    (tmp_path / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
-    built = ablation.build_ablation(tmp_path, read_plan(tmp_path, ABLATION_PLAN_FILE), tmp_path / "a.md",
-                                    tmp_path / "fig", settings=SETTINGS)
-    text = built.out.read_text(encoding="utf-8")
+    text = unseen_weight_page(tmp_path, put_back="exact", fix="half")
     assert "Putting `unseen_weight=formula` back alone improves bleu +" in text
     assert ("Fixing `unseen_weight` alone (`unseen_weight=neutral`) lowers the empty share to 50% "
             "(pdl-official: 100%), still above pdl(alpha=1)'s 0%") in text
@@ -272,3 +282,17 @@ def test_both_ends_must_run_every_rungs_seeds():
     arms[1]["seeds"] = [0]  # pdl-official at seed 0 only, its rungs at 0 and 1
     with pytest.raises(HarnessError, match="seed 1 has no such end point"):
         ablation.ladder(ReferencePlan.model_validate({**PLAN, "arms": arms}))
+
+
+def test_outputs_that_loop_to_the_token_limit_are_named_beside_the_change_they_explain(tmp_path):
+    """An arm whose outputs are not empty but loop until max_new_tokens: putting its choice back says
+    so (the share at the limit and looping, each against pdl(alpha=1)), and so does a fix that
+    "restores" outputs into loops; the arms table shows both shares."""
+    text = unseen_weight_page(tmp_path, put_back="loop", fix="loop")
+    degenerate = "; outputs 100% at the token limit (pdl(alpha=1): 0%) and 100% looping (pdl(alpha=1): 0%) (EOS"
+    assert "Putting `unseen_weight=formula` back alone costs bleu -" in text
+    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) restores outputs: 0% empty against " \
+           "pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in text
+    assert text.count(degenerate) == 2
+    header = next(line for line in text.splitlines() if line.startswith("| arm | role | seeds |"))
+    assert "| empty-share | loop-share | limit-share |" in header

@@ -36,6 +36,8 @@ from harness.reference_plan import ReferenceArm
 COMMAND = "pdl-bench ablation"
 MAKE_TARGET = "make ablation"
 EMPTY, LENGTH = "empty-share", "mean-length"
+LOOP, LIMIT = "loop-share", "limit-share"  # degenerate outputs that are not empty
+DEGENERATION = ((LIMIT, "at the token limit"), (LOOP, "looping"))  # how degeneration_clause names each
 FIGURE = "ablation_plane"
 OFFICIAL, FIXED, FIX, BREAK, BASELINE = "official end", "pdl end", "fix", "put back", "baseline"
 
@@ -160,11 +162,12 @@ class AblationTask:
 
 
 def ablation_metrics(group_metrics: list[str]) -> tuple[str | None, str | None, list[str]]:
-    """(quality, diversity, the page's metrics): the verdict page's main metrics, and raw distinct-2
-    beside rarefied distinct-2, which an arm with (nearly) empty outputs leaves undefined."""
+    """(quality, diversity, the page's metrics): the verdict page's main metrics, raw distinct-2
+    beside rarefied distinct-2, which an arm with (nearly) empty outputs leaves undefined, and the
+    loop and limit shares, which a quality or diversity change beside them may be explained by."""
     quality = main_metric(QUALITY_PREFERENCE, group_metrics)
     diversity = main_metric(DIVERSITY_PREFERENCE, group_metrics)
-    names = [EMPTY, LENGTH, quality, diversity, "distinct-2", VALIDATION_CE]
+    names = [EMPTY, LOOP, LIMIT, LENGTH, quality, diversity, "distinct-2", VALIDATION_CE]
     return quality, diversity, [n for n in dict.fromkeys(names) if n and (n in group_metrics or n == VALIDATION_CE)]
 
 
@@ -221,6 +224,19 @@ def seeds_note(*rows: Comparison | None) -> str:
     return "".join(seed_disagreement(row) for row in rows if row is not None)
 
 
+def degeneration_clause(task: AblationTask, rung: Rung, fixed: Rung) -> str:
+    """`; outputs 88% at the token limit (pdl(alpha=1): 2%) and 85% looping (pdl(alpha=1): 1%)`: each
+    non-empty degeneration the test examples resolve above pdl(alpha=1)'s, so that a quality or
+    diversity change is read beside what may explain it; "" when none is."""
+    parts = []
+    for metric, words in DEGENERATION:
+        row = task.row(metric, rung, FIXED)
+        if row is not None and ci_sign(row) > 0:
+            base = percent(row.baseline.mean if row.baseline else None)
+            parts.append(f"{percent(mean_of(row))} {words} ({fixed.label}: {base}){seeds_note(row)}")
+    return f"; outputs {' and '.join(parts)}" if parts else ""
+
+
 def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     """What putting one official choice back into pdl does to the empty share and quality, against
     pdl(alpha=1): each change named only when ci_sign resolves it, in its own direction."""
@@ -243,7 +259,7 @@ def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str
         quality_text = f"{task.quality} {delta_text(quality)}" if quality is not None else "no quality metric"
         text = (f"{head} changes neither the empty share ({share}) nor {task.quality} by a difference the test "
                 f"resolves ({quality_text})")
-    return text + seeds_note(empty, quality) + weight_words(task.weights(rung)) + "."
+    return text + seeds_note(empty, quality) + degeneration_clause(task, rung, fixed) + weight_words(task.weights(rung)) + "."
 
 
 def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
@@ -267,7 +283,7 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
         quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
                         if quality is not None and quality.delta is not None else "")
         text = (f"{head} restores outputs: {share} empty against {official.label}'s {base} "
-                f"({fixed.label}: {fixed_share}){quality_text}")
+                f"({fixed.label}: {fixed_share}){quality_text}{degeneration_clause(task, rung, fixed)}")
     else:
         text = (f"{head} lowers the empty share to {share} ({official.label}: {base}), still above "
                 f"{fixed.label}'s {fixed_share}")
