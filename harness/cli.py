@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
-import signal
 import sys
 
 from harness import __version__, commands
 from harness.errors import HarnessError
+from harness.stopping import Terminated, stop_signals
 
 
 def command_modules():
@@ -43,23 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's time limit, `kill`), raised like Ctrl-C so that cleanup runs."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: `sweep` records it to finish the sweep
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:
-        previous = None  # not the main thread (e.g. a caller's worker thread): keep its handler
-    try:
-        return int(args.handler(args) or 0)
+        with stop_signals():
+            return int(args.handler(args) or 0)
     except HarnessError as err:
         print(f"pdl-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -68,9 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pdl-bench {args.command}: {what}; run the same command again to resume from the last checkpoint",
               file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

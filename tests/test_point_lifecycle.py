@@ -187,6 +187,62 @@ def test_sigterm_says_so_and_leaves_a_resumable_point(task_file, tmp_path, capsy
     # test_a_point_whose_newest_checkpoint_is_truncated_still_finishes_identically.
 
 
+class SignalInFinalizer:
+    """Sends SIGTERM to this process from __del__: the handler runs inside the finalizer, where
+    Python only prints "Exception ignored" for its exception (as in the gc.collect() accelerate
+    calls as training starts), so a run that trusted the exception alone would go on."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # bytecodes after the kill: the pending handler runs here
+            pass
+
+
+def swallowed_exceptions(monkeypatch) -> list:
+    """The exceptions Python swallows from here on ("Exception ignored in ..."), as their hook saw them."""
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(unraisable.exc_type))
+    return seen
+
+
+def test_a_stop_signal_whose_exception_was_swallowed_is_raised_at_the_next_check(monkeypatch):
+    from harness.stopping import Terminated, raise_if_stopped, stop_signals
+
+    swallowed = swallowed_exceptions(monkeypatch)
+    with stop_signals():
+        SignalInFinalizer()  # dropped at once: its finalizer runs, and the handler's exception is swallowed
+        assert swallowed == [Terminated]
+        with pytest.raises(Terminated):
+            raise_if_stopped()
+    raise_if_stopped()  # the stop belongs to that block only
+
+
+def test_a_sweep_stops_on_a_sigterm_swallowed_as_training_starts(task_file, tmp_path, monkeypatch, capsys):
+    """The ablation's lost SIGTERM: the signal came while a garbage collection ran a finalizer, and
+    the sweep finished the point and went on to the next. Now the first point stops at its next
+    step, says so (exit 143), leaves no result, lets go of its lock, and no other point starts."""
+    from harness.runner import training
+    from harness.stopping import Terminated
+
+    def swallow(base):
+        class Swallow(base):
+            def on_train_begin(self, args, state, control, **kwargs):
+                SignalInFinalizer()
+
+        return Swallow()
+
+    swallowed = swallowed_exceptions(monkeypatch)
+    monkeypatch.setattr(training, "prepare_training", with_callback(training.prepare_training, swallow))
+    argv = ["sweep", "--task", str(task_file), "--losses", "ce,pdl", "--alphas", "1", "--seeds", "0",
+            "--results-dir", str(tmp_path), "--no-progress"]
+    assert main(argv) == 143
+    out, err = capsys.readouterr()
+    assert Terminated in swallowed and "terminated (SIGTERM)" in err
+    assert out.count("folder: ") == 1
+    [started] = [p for p in (tmp_path / "tiny-bible").glob("*/*") if p.is_dir()]
+    assert not (started / METRICS_FILE).exists() and PointLock(PointStore(started)).is_held_elsewhere() is False
+
+
 def slow_steps(seconds: float):
     """Each training step takes at least `seconds` more, so a run's training time is known to be long."""
 
@@ -203,7 +259,7 @@ def slow_steps(seconds: float):
 @pytest.mark.parametrize("lora", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["full", "lora"])
 def test_a_point_stopped_after_training_keeps_the_training_record_of_the_run_that_trained_it(
         task_file, tmp_path, monkeypatch, lora):
-    from harness.cli import Terminated
+    from harness.stopping import Terminated
     from harness.io import read_jsonl
     from harness.results import PROVENANCE_FILE, TRAIN_LOG_FILE
     from harness.runner import generation, training

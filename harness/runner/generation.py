@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
+from harness.stopping import raise_if_stopped
+
 PROMPT_BUCKET = 64  # fast path: prompt lengths rounded up to this, so few static-cache shapes
 FAST_BATCH = 64
 
@@ -94,6 +96,7 @@ def generate_outputs(
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     mine = list(enumerate(batches))[process_index::num_processes]
     for number, batch in tqdm(mine, desc="generate", unit="batch", disable=not progress or process_index != 0):
+        raise_if_stopped()
         torch.manual_seed(seed + number)  # sampling depends on the batch, not on which rank runs it
         features = [{"input_ids": prompts[i]} for i in batch]
         enc = tokenizer.pad(features, padding=True, padding_side=side, return_tensors="pt",

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from harness.stopping import raise_if_stopped
+
 GIB = 1024 ** 3
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -89,6 +91,7 @@ class Phases:
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        raise_if_stopped()  # a stop signal swallowed in the phase before ends the run here
         self.resettable = _reset_cpu_peak() and self.resettable
         cuda = _cuda()
         if cuda is not None:
@@ -97,6 +100,7 @@ class Phases:
         finished = False
         try:
             yield
+            raise_if_stopped()
             finished = True
         finally:
             self.seconds[f"{name}_s"] = self._offsets.get(name, 0.0) + time.perf_counter() - start

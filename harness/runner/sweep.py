@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.runner.config import RunConfig
 from harness.runner.launch import SweepPoint, point_command
+from harness.stopping import raise_if_stopped
 from harness.store import PointStore, PointTaken, failure_record, point_state
 
 
@@ -83,6 +84,7 @@ def run_sweep(points: list[SweepPoint], results_dir: Path, *, force: bool, progr
     distributed = process_state().num_processes > 1
     outcomes = []
     for index, point in enumerate(points, 1):
+        raise_if_stopped()  # a stop signal swallowed during the last point stops the sweep before the next
         failed = False
         try:
             result = point_module.run_point(point.run, results_dir, force=force or point.rerun, progress=progress)

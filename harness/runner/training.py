@@ -20,6 +20,7 @@ from harness.runner.dist import process_state, use_cpu
 from harness.results import TENSORBOARD_FOLDER, TRAIN_LOG_FILE
 from harness.runner.plan import RunPlan, plan_run, planned_optimizer_steps, requested_precision
 from harness.runner.trainer import CHECKPOINT_RE, PairedTrainer, last_complete_checkpoint
+from harness.stopping import raise_if_stopped
 
 
 @dataclass
@@ -40,6 +41,17 @@ CHECKPOINTING_ARGUMENT = ("activation_checkpointing"
                           else "gradient_checkpointing")
 DEFAULT_SAVE_STEPS = 50  # checkpoint cadence when the task sets none: bounds the work a crash loses
 KILL_AFTER_SAVE_ENV = "PDL_BENCH_KILL_AFTER_SAVE"
+
+
+class StopOnSignal(TrainerCallback):
+    """Ends training at the next step once a stop signal came, also one whose exception Python
+    swallowed (harness/stopping.py): a scheduler's SIGTERM must not wait for the whole point."""
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        raise_if_stopped()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        raise_if_stopped()
 
 
 class KillAfterSave(TrainerCallback):
@@ -368,6 +380,7 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         if reporting(task.training.trainer_options)[1]:
             trainer.add_callback(tensorboard_callback(store.file(TENSORBOARD_FOLDER)))
     trainer.add_callback(WarnAboutWarmup())
+    trainer.add_callback(StopOnSignal())
     if phases is not None:  # before the drill below, so a checkpoint's time is noted before any kill
         trainer.add_callback(TimeCheckpoints(phases))
     if os.environ.get(KILL_AFTER_SAVE_ENV):
