@@ -286,13 +286,16 @@ def test_both_ends_must_run_every_rungs_seeds():
 
 def test_outputs_that_loop_to_the_token_limit_are_named_beside_the_change_they_explain(tmp_path):
     """An arm whose outputs are not empty but loop until max_new_tokens: putting its choice back says
-    so (the share at the limit and looping, each against pdl(alpha=1)), and so does a fix that
-    "restores" outputs into loops; the arms table shows both shares."""
+    so (the share at the limit and looping, each against pdl(alpha=1)); a fix whose outputs loop so
+    "ends the empty outputs", it does not "restore" them; the headline and the arms table show both shares."""
     text = unseen_weight_page(tmp_path, put_back="loop", fix="loop")
     degenerate = "; outputs 100% at the token limit (pdl(alpha=1): 0%) and 100% looping (pdl(alpha=1): 0%) (EOS"
     assert "Putting `unseen_weight=formula` back alone costs bleu -" in text
-    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) restores outputs: 0% empty against " \
-           "pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in text
+    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) ends the empty outputs but leaves degenerate " \
+           "ones: 0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in text
+    assert "restores" not in text.split("## style")[1]  # outputs back, but broken, are not restored
+    headline = next(line for line in text.splitlines() if line.startswith("| `unseen_weight` | style |"))
+    assert headline.endswith("; 100% at the token limit; 100% looping | 0% (-1 [-1, -1]); 100% at the token limit; 100% looping |")
     assert text.count(degenerate) == 2
     header = next(line for line in text.splitlines() if line.startswith("| arm | role | seeds |"))
     assert "| empty-share | loop-share | limit-share |" in header

@@ -224,16 +224,18 @@ def seeds_note(*rows: Comparison | None) -> str:
     return "".join(seed_disagreement(row) for row in rows if row is not None)
 
 
+def degenerate_rows(task: AblationTask, rung: Rung) -> list[tuple[Comparison, str]]:
+    """(row against pdl(alpha=1), words) for each non-empty degeneration (DEGENERATION) the test
+    examples resolve above pdl(alpha=1)'s: the outputs that are there but broken."""
+    rows = [(task.row(metric, rung, FIXED), words) for metric, words in DEGENERATION]
+    return [(row, words) for row, words in rows if row is not None and ci_sign(row) > 0]
+
+
 def degeneration_clause(task: AblationTask, rung: Rung, fixed: Rung) -> str:
-    """`; outputs 88% at the token limit (pdl(alpha=1): 2%) and 85% looping (pdl(alpha=1): 1%)`: each
-    non-empty degeneration the test examples resolve above pdl(alpha=1)'s, so that a quality or
-    diversity change is read beside what may explain it; "" when none is."""
-    parts = []
-    for metric, words in DEGENERATION:
-        row = task.row(metric, rung, FIXED)
-        if row is not None and ci_sign(row) > 0:
-            base = percent(row.baseline.mean if row.baseline else None)
-            parts.append(f"{percent(mean_of(row))} {words} ({fixed.label}: {base}){seeds_note(row)}")
+    """`; outputs 88% at the token limit (pdl(alpha=1): 2%) and 85% looping (pdl(alpha=1): 1%)`, so
+    that a quality or diversity change is read beside what may explain it; "" when none is resolved."""
+    parts = [f"{percent(mean_of(row))} {words} ({fixed.label}: {percent(row.baseline.mean if row.baseline else None)})"
+             f"{seeds_note(row)}" for row, words in degenerate_rows(task, rung)]
     return f"; outputs {' and '.join(parts)}" if parts else ""
 
 
@@ -282,8 +284,10 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
         quality = task.row(task.quality, rung, FIXED)
         quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
                         if quality is not None and quality.delta is not None else "")
-        text = (f"{head} restores outputs: {share} empty against {official.label}'s {base} "
-                f"({fixed.label}: {fixed_share}){quality_text}{degeneration_clause(task, rung, fixed)}")
+        degenerate = degeneration_clause(task, rung, fixed)  # then the outputs are back, but broken
+        verb = "ends the empty outputs but leaves degenerate ones" if degenerate else "restores outputs"
+        text = (f"{head} {verb}: {share} empty against {official.label}'s {base} "
+                f"({fixed.label}: {fixed_share}){quality_text}{degenerate}")
     else:
         text = (f"{head} lowers the empty share to {share} ({official.label}: {base}), still above "
                 f"{fixed.label}'s {fixed_share}")
@@ -439,7 +443,9 @@ def plane_figure(tasks: list[AblationTask], rungs: list[Rung]):
 
 def headline_grid(tasks: list[AblationTask], rungs: list[Rung]) -> Grid:
     """choice | task | empty share with the official value put back into pdl | with the choice fixed alone
-    in official: the two numbers that say whether a choice breaks PDL."""
+    in official: the two numbers that say whether a choice breaks PDL, each followed by the shares of
+    outputs at the token limit or looping where those are resolved above pdl(alpha=1)'s (an output
+    that is there is not yet a good one)."""
     from harness.losses.pdl import official_choices
 
     rows = []
@@ -450,10 +456,11 @@ def headline_grid(tasks: list[AblationTask], rungs: list[Rung]) -> Grid:
                 rung = rung_of(rungs, role, choice)
                 anchor = FIXED if role == BREAK else OFFICIAL
                 empty = task.row(EMPTY, rung, anchor) if rung else None
-                cells.append("not compared yet" if empty is None else f"{percent(mean_of(empty))} ({delta_text(empty)})")
+                broken = "".join(f"; {percent(mean_of(row))} {words}" for row, words in degenerate_rows(task, rung)) if rung else ""
+                cells.append("not compared yet" if empty is None else f"{percent(mean_of(empty))} ({delta_text(empty)}){broken}")
             rows.append(Row([f"`{choice}`", task.results.task, *cells]))
-    headers = ["choice", "task", "empty share, official value put back into pdl (Δ vs pdl(alpha=1))",
-               "empty share, pdl default alone in official (Δ vs pdl-official)"]
+    headers = ["choice", "task", "empty share, official value put back into pdl (Δ vs pdl(alpha=1)); degenerate shares",
+               "empty share, pdl default alone in official (Δ vs pdl-official); degenerate shares"]
     return Grid(headers, [False, False, True, True], rows)
 
 
@@ -512,7 +519,10 @@ def render_ablation(results_dir: Path, plan: ReferencePlan, rungs: list[Rung], t
         "## Headline", "", markdown_table(headline_grid(tasks, rungs)), "",
         ("How to read it: Δ is paired per seed and test example and averaged over seeds, with its 95% bootstrap CI; "
          "a sentence says \"empties\", \"costs\" or \"restores\" only by the verdict page's rule (the CI excludes 0, "
-         "and over several seeds the seed-level CI too, with every seed's delta of the same sign). The weights are "
+         "and over several seeds the seed-level CI too, with every seed's delta of the same sign). \"Degenerate "
+         "shares\" are the outputs at the token limit (`limit-share`) or looping (`loop-share`), named where that rule "
+         "puts them above pdl(alpha=1)'s: a fix that leaves them \"ends the empty outputs\", it does not restore them. "
+         "The weights are "
          "those the loss gave the training targets' token ids before the first update (provenance.loss_weights): "
          "under batch_weight_sum only their ratios matter."), "",
     ]
