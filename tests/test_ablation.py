@@ -291,11 +291,28 @@ def test_outputs_that_loop_to_the_token_limit_are_named_beside_the_change_they_e
     text = unseen_weight_page(tmp_path, put_back="loop", fix="loop")
     degenerate = "; outputs 100% at the token limit (pdl(alpha=1): 0%) and 100% looping (pdl(alpha=1): 0%) (EOS"
     assert "Putting `unseen_weight=formula` back alone costs bleu -" in text
-    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) ends the empty outputs but leaves degenerate " \
-           "ones: 0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in text
+    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) ends the empty outputs, but more of them " \
+           "degenerate than under pdl(alpha=1): 0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in text
     assert "restores" not in text.split("## style")[1]  # outputs back, but broken, are not restored
     headline = next(line for line in text.splitlines() if line.startswith("| `unseen_weight` | style |"))
     assert headline.endswith("; 100% at the token limit; 100% looping | 0% (-1 [-1, -1]); 100% at the token limit; 100% looping |")
     assert text.count(degenerate) == 2
     header = next(line for line in text.splitlines() if line.startswith("| arm | role | seeds |"))
     assert "| empty-share | loop-share | limit-share |" in header
+
+
+def test_a_sentence_sets_a_rung_beside_its_ends_on_the_seeds_it_ran(tmp_path):
+    """While a rung has run seed 0 only, its sentence gives the ends' shares at seed 0 (the delta's
+    pairing), not their mean over every seed they ran: pdl-official empties every output at seed 0
+    and half of them at seed 1 (75% over both)."""
+    for seed, official in ((0, "empty"), (1, "half")):
+        add_point(tmp_path, "ce", {}, seed, "good", 1.0)
+        add_point(tmp_path, "pdl-official", {}, seed, official, 1e7)
+        add_point(tmp_path, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
+    add_point(tmp_path, "pdl", FIX_UNSEEN, 0, "good", 1.0)
+    (tmp_path / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
+    built = ablation.build_ablation(tmp_path, read_plan(tmp_path, ABLATION_PLAN_FILE), tmp_path / "a.md",
+                                    tmp_path / "fig", settings=SETTINGS)
+    text = built.out.read_text(encoding="utf-8")
+    assert "restores outputs: 0% empty against pdl-official's 100% (pdl(alpha=1): 0%)" in text
+    assert "| `pdl-official` | official end | 2 | 0.75 ± 0.35 |" in text  # the table keeps each arm's own mean

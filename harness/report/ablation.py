@@ -202,6 +202,16 @@ def mean_of(row: Comparison | None) -> float | None:
     return None if row is None or not row.arm.measured else row.arm.mean
 
 
+def paired_baseline_mean(row: Comparison | None) -> float | None:
+    """The end's mean over the seeds the row's delta pairs, which a sentence puts beside the arm's
+    value: arm mean - delta, since a rung runs only seeds both ends ran (`ladder`) and a share's delta
+    is the mean of per-seed differences. The end's own mean (row.baseline) covers every seed it ran,
+    more than a rung has while its seeds are still running."""
+    if row is None or row.delta is None or row.arm.n_seeds != len(row.paired_seeds):
+        return None
+    return row.arm.mean - row.delta
+
+
 def weight_words(weights: dict | None) -> str:
     """` (EOS weight 1e+07; largest 1e+07 on '<|im_end|>')`, from provenance.loss_weights."""
     if not weights:
@@ -234,7 +244,7 @@ def degenerate_rows(task: AblationTask, rung: Rung) -> list[tuple[Comparison, st
 def degeneration_clause(task: AblationTask, rung: Rung, fixed: Rung) -> str:
     """`; outputs 88% at the token limit (pdl(alpha=1): 2%) and 85% looping (pdl(alpha=1): 1%)`, so
     that a quality or diversity change is read beside what may explain it; "" when none is resolved."""
-    parts = [f"{percent(mean_of(row))} {words} ({fixed.label}: {percent(row.baseline.mean if row.baseline else None)})"
+    parts = [f"{percent(mean_of(row))} {words} ({fixed.label}: {percent(paired_baseline_mean(row))})"
              f"{seeds_note(row)}" for row, words in degenerate_rows(task, rung)]
     return f"; outputs {' and '.join(parts)}" if parts else ""
 
@@ -247,7 +257,7 @@ def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str
     head = f"putting `{rung.label.removeprefix('pdl + ')}` back alone"
     if empty is None:
         return f"{head}: not compared yet (points missing)."
-    share, base = percent(mean_of(empty)), percent(empty.baseline.mean if empty.baseline else None)
+    share, base = percent(mean_of(empty)), percent(paired_baseline_mean(empty))
     changes = []
     if ci_sign(empty) > 0:
         changes.append(f"empties {share} of outputs ({fixed.label}: {base})")
@@ -272,8 +282,8 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     head = f"fixing `{choice}` alone (`{rung.label.removeprefix('official + ')}`)"
     if empty is None:
         return f"{head}: not compared yet (points missing)."
-    share, base = percent(mean_of(empty)), percent(empty.baseline.mean if empty.baseline else None)
-    fixed_share = percent(against_fixed.baseline.mean) if against_fixed is not None and against_fixed.baseline else "n/a"
+    share, base = percent(mean_of(empty)), percent(paired_baseline_mean(empty))
+    fixed_share = percent(paired_baseline_mean(against_fixed))
     compared_with_fixed = against_fixed is not None and against_fixed.delta is not None
     if ci_sign(empty) >= 0:
         text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty)
@@ -285,7 +295,8 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
         quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
                         if quality is not None and quality.delta is not None else "")
         degenerate = degeneration_clause(task, rung, fixed)  # then the outputs are back, but broken
-        verb = "ends the empty outputs but leaves degenerate ones" if degenerate else "restores outputs"
+        verb = (f"ends the empty outputs, but more of them degenerate than under {fixed.label}" if degenerate
+                else "restores outputs")
         text = (f"{head} {verb}: {share} empty against {official.label}'s {base} "
                 f"({fixed.label}: {fixed_share}){quality_text}{degenerate}")
     else:
