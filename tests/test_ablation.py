@@ -47,14 +47,15 @@ def rows(kind: str, seed: int) -> list[dict]:
     """`empty`: every output empty (the official arithmetic); `good`: the reference's words with the
     last two shifted by seed, so quality and diversity are defined and vary a little; `exact`: the
     reference itself; `half`: the first half of the outputs empty, the rest `good`; `loop`: `good`
-    followed by its first four words three times over, cut off by the token limit."""
+    followed by its first four words three times over, cut off by the token limit; `poor`: words
+    other than the reference's, ended in time."""
     out = []
     for i in range(N_TEST):
         reference = " ".join(WORDS[(5 * i + k) % len(WORDS)] for k in range(8))
         good = " ".join(WORDS[(5 * i + k + (k > 5) * (seed + 1)) % len(WORDS)] for k in range(8))
         loop = good + (" " + " ".join(good.split()[:4])) * 3
         prediction = {"empty": "", "good": good, "exact": reference, "half": "" if i < N_TEST // 2 else good,
-                      "loop": loop}[kind]
+                      "loop": loop, "poor": " ".join(WORDS[(5 * i + k + 40) % len(WORDS)] for k in range(8))}[kind]
         out.append({"id": f"t{i:02d}", "source": f"text {i}", "prediction": prediction, "reference": reference,
                     "stopped": "max_new_tokens" if kind == "loop" else "eos"})
     return out
@@ -291,8 +292,8 @@ def test_outputs_that_loop_to_the_token_limit_are_named_beside_the_change_they_e
     text = unseen_weight_page(tmp_path, put_back="loop", fix="loop")
     degenerate = "; outputs 100% at the token limit (pdl(alpha=1): 0%) and 100% looping (pdl(alpha=1): 0%) (EOS"
     assert "Putting `unseen_weight=formula` back alone costs bleu -" in text
-    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) ends the empty outputs, but more of them " \
-           "degenerate than under pdl(alpha=1): 0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in text
+    assert "Fixing `unseen_weight` alone (`unseen_weight=neutral`) ends the empty outputs, but costs bleu and more " \
+           "of them degenerate than under pdl(alpha=1): 0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in text
     assert "restores" not in text.split("## style")[1]  # outputs back, but broken, are not restored
     headline = next(line for line in text.splitlines() if line.startswith("| `unseen_weight` | style |"))
     assert headline.endswith("; 100% at the token limit; 100% looping | 0% (-1 [-1, -1]); 100% at the token limit; 100% looping |")
@@ -316,3 +317,9 @@ def test_a_sentence_sets_a_rung_beside_its_ends_on_the_seeds_it_ran(tmp_path):
     text = built.out.read_text(encoding="utf-8")
     assert "restores outputs: 0% empty against pdl-official's 100% (pdl(alpha=1): 0%)" in text
     assert "| `pdl-official` | official end | 2 | 0.75 ± 0.35 |" in text  # the table keeps each arm's own mean
+
+
+def test_a_fix_that_costs_quality_ends_the_empty_outputs_but_does_not_restore_them(tmp_path):
+    text = unseen_weight_page(tmp_path, put_back="good", fix="poor")
+    assert ("Fixing `unseen_weight` alone (`unseen_weight=neutral`) ends the empty outputs, but costs bleu: "
+            "0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -") in text

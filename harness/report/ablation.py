@@ -276,7 +276,9 @@ def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str
 
 def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     """What fixing one choice alone in the official arithmetic does to the empty share, against
-    pdl-official; "restores" only when the share also is not resolved above pdl(alpha=1)'s."""
+    pdl-official; "restores outputs" only when nothing is resolved worse than pdl(alpha=1): not the
+    empty share, not the quality metric, not the shares at the token limit or looping. A fix that
+    ends the empty outputs without that says which of the last two it leaves worse."""
     rung, official, fixed = rung_of(rungs, FIX, choice), end(rungs, OFFICIAL), end(rungs, FIXED)
     empty, against_fixed = task.row(EMPTY, rung, OFFICIAL), task.row(EMPTY, rung, FIXED)
     head = f"fixing `{choice}` alone (`{rung.label.removeprefix('official + ')}`)"
@@ -295,8 +297,9 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
         quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
                         if quality is not None and quality.delta is not None else "")
         degenerate = degeneration_clause(task, rung, fixed)  # then the outputs are back, but broken
-        verb = (f"ends the empty outputs, but more of them degenerate than under {fixed.label}" if degenerate
-                else "restores outputs")
+        worse = ([f"costs {task.quality}"] if better_sign(quality) < 0 else []) + \
+                ([f"more of them degenerate than under {fixed.label}"] if degenerate else [])
+        verb = f"ends the empty outputs, but {' and '.join(worse)}" if worse else "restores outputs"
         text = (f"{head} {verb}: {share} empty against {official.label}'s {base} "
                 f"({fixed.label}: {fixed_share}){quality_text}{degenerate}")
     else:
