@@ -28,6 +28,11 @@ def _on_signal(signum, frame) -> None:
     raise _pending()
 
 
+def stop_requested() -> bool:
+    """Whether a stop signal came (also one whose exception was swallowed)."""
+    return _pending is not None
+
+
 def raise_if_stopped() -> None:
     """Raise the stop signal received earlier, if any (its first exception may have been swallowed)."""
     if _pending is not None:
@@ -37,18 +42,23 @@ def raise_if_stopped() -> None:
 @contextmanager
 def stop_signals() -> Iterator[None]:
     """SIGTERM and SIGINT raise Terminated / KeyboardInterrupt, and are remembered, while the block
-    runs; outside the main thread (a caller's worker thread) the caller's handlers are kept."""
+    runs. Outside the main thread (a caller's worker thread) nothing changes: no handler can be set
+    there. A signal the caller ignores (SIGINT in a job a script started in the background) stays ignored."""
     global _pending
-    _pending = None
-    previous = {}
+    previous: dict[int, object] = {}
     try:
         for number in (signal.SIGTERM, signal.SIGINT):
-            previous[number] = signal.signal(number, _on_signal)
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                previous[number] = signal.signal(number, _on_signal)
     except ValueError:
-        pass  # not the main thread: no handler can be set there
+        pass  # not the main thread
+    if not previous:
+        yield
+        return
+    outer, _pending = _pending, None  # a nested block starts clean and gives the outer one back its state
     try:
         yield
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-        _pending = None
+        _pending = outer

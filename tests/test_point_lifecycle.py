@@ -217,6 +217,22 @@ def test_a_stop_signal_whose_exception_was_swallowed_is_raised_at_the_next_check
     raise_if_stopped()  # the stop belongs to that block only
 
 
+def test_stop_signals_keep_an_ignored_sigint_and_give_the_handlers_back():
+    """A job a script started in the background ignores Ctrl-C: it still does inside the block;
+    SIGTERM gets the harness's handler there and the caller's after."""
+    from harness.stopping import stop_signals
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        caller = signal.getsignal(signal.SIGTERM)
+        with stop_signals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not caller
+        assert signal.getsignal(signal.SIGTERM) is caller
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_a_sweep_stops_on_a_sigterm_swallowed_as_training_starts(task_file, tmp_path, monkeypatch, capsys):
     """The ablation's lost SIGTERM: the signal came while a garbage collection ran a finalizer, and
     the sweep finished the point and went on to the next. Now the first point stops at its next
@@ -241,6 +257,7 @@ def test_a_sweep_stops_on_a_sigterm_swallowed_as_training_starts(task_file, tmp_
     assert out.count("folder: ") == 1
     [started] = [p for p in (tmp_path / "tiny-bible").glob("*/*") if p.is_dir()]
     assert not (started / METRICS_FILE).exists() and PointLock(PointStore(started)).is_held_elsewhere() is False
+    assert not list(PointStore(started).checkpoints.glob("checkpoint-*"))  # stopped before step 1, not after 6
 
 
 def slow_steps(seconds: float):

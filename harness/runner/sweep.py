@@ -150,6 +150,7 @@ def run_on_gpus(points: list[SweepPoint], results_dir: Path, *, force: bool, slo
         for thread in threads:
             while thread.is_alive():
                 thread.join(timeout=0.5)  # a timed join keeps Ctrl-C / SIGTERM deliverable
+                raise_if_stopped()  # ...and one whose exception was swallowed
     except KeyboardInterrupt:
         while not work.empty():  # start nothing more
             work.get_nowait()

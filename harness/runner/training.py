@@ -20,7 +20,7 @@ from harness.runner.dist import process_state, use_cpu
 from harness.results import TENSORBOARD_FOLDER, TRAIN_LOG_FILE
 from harness.runner.plan import RunPlan, plan_run, planned_optimizer_steps, requested_precision
 from harness.runner.trainer import CHECKPOINT_RE, PairedTrainer, last_complete_checkpoint
-from harness.stopping import raise_if_stopped
+from harness.stopping import Terminated, raise_if_stopped, stop_requested
 
 
 @dataclass
@@ -45,13 +45,26 @@ KILL_AFTER_SAVE_ENV = "PDL_BENCH_KILL_AFTER_SAVE"
 
 class StopOnSignal(TrainerCallback):
     """Ends training at the next step once a stop signal came, also one whose exception Python
-    swallowed (harness/stopping.py): a scheduler's SIGTERM must not wait for the whole point."""
+    swallowed (harness/stopping.py): a scheduler's SIGTERM must not wait for the whole point. With
+    several processes every rank stops at the same step end, agreed through accelerate's trigger (a
+    one-number all-reduce): a rank that stopped alone would leave the others waiting in a collective."""
+
+    def __init__(self, accelerator):
+        self.accelerator = accelerator
 
     def on_step_begin(self, args, state, control, **kwargs):
-        raise_if_stopped()
+        if self.accelerator.num_processes == 1:
+            raise_if_stopped()
 
     def on_step_end(self, args, state, control, **kwargs):
-        raise_if_stopped()
+        if self.accelerator.num_processes == 1:
+            raise_if_stopped()
+            return
+        if stop_requested():
+            self.accelerator.set_trigger()
+        if self.accelerator.check_trigger():
+            raise_if_stopped()
+            raise Terminated()  # another rank's signal
 
 
 class KillAfterSave(TrainerCallback):
@@ -380,7 +393,7 @@ def prepare_training(*, point, model, tokenizer, splits, is_encoder_decoder: boo
         if reporting(task.training.trainer_options)[1]:
             trainer.add_callback(tensorboard_callback(store.file(TENSORBOARD_FOLDER)))
     trainer.add_callback(WarnAboutWarmup())
-    trainer.add_callback(StopOnSignal())
+    trainer.add_callback(StopOnSignal(trainer.accelerator))
     if phases is not None:  # before the drill below, so a checkpoint's time is noted before any kill
         trainer.add_callback(TimeCheckpoints(phases))
     if os.environ.get(KILL_AFTER_SAVE_ENV):
