@@ -49,6 +49,7 @@ class Comparison:
     p_value: float | None = None
     n: int | None = None  # test examples
     paired_seeds: tuple[int, ...] = ()  # the seeds the delta averages
+    paired_baseline: float | None = None  # the baseline's mean over paired_seeds (delta's other side)
     best: bool = False  # the best arm mean of this metric (see mark_best)
     per_seed_deltas: tuple[float, ...] = ()  # with several paired seeds: each seed's own delta
     seed_ci: tuple[float, float] | None = None  # ...and the hierarchical interval that resamples seeds too

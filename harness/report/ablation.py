@@ -202,14 +202,10 @@ def mean_of(row: Comparison | None) -> float | None:
     return None if row is None or not row.arm.measured else row.arm.mean
 
 
-def paired_baseline_mean(row: Comparison | None) -> float | None:
-    """The end's mean over the seeds the row's delta pairs, which a sentence puts beside the arm's
-    value: arm mean - delta, since a rung runs only seeds both ends ran (`ladder`) and a share's delta
-    is the mean of per-seed differences. The end's own mean (row.baseline) covers every seed it ran,
-    more than a rung has while its seeds are still running."""
-    if row is None or row.delta is None or row.arm.n_seeds != len(row.paired_seeds):
-        return None
-    return row.arm.mean - row.delta
+def paired_baseline(row: Comparison | None) -> float | None:
+    """The end's mean over the seeds the row's delta pairs, put beside the rung's value: the end's own
+    mean (row.baseline) covers every seed it ran, more than a rung has while its seeds still run."""
+    return None if row is None else row.paired_baseline
 
 
 def weight_words(weights: dict | None) -> str:
@@ -244,8 +240,8 @@ def degenerate_rows(task: AblationTask, rung: Rung) -> list[tuple[Comparison, st
 def degeneration_clause(task: AblationTask, rung: Rung, fixed: Rung) -> str:
     """`; outputs 88% at the token limit (pdl(alpha=1): 2%) and 85% looping (pdl(alpha=1): 1%)`, so
     that a quality or diversity change is read beside what may explain it; "" when none is resolved."""
-    parts = [f"{percent(mean_of(row))} {words} ({fixed.label}: {percent(paired_baseline_mean(row))})"
-             f"{seeds_note(row)}" for row, words in degenerate_rows(task, rung)]
+    parts = [f"{percent(mean_of(row))} {words} ({fixed.label}: {percent(paired_baseline(row))})"
+             for row, words in degenerate_rows(task, rung)]
     return f"; outputs {' and '.join(parts)}" if parts else ""
 
 
@@ -257,7 +253,7 @@ def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str
     head = f"putting `{rung.label.removeprefix('pdl + ')}` back alone"
     if empty is None:
         return f"{head}: not compared yet (points missing)."
-    share, base = percent(mean_of(empty)), percent(paired_baseline_mean(empty))
+    share, base = percent(mean_of(empty)), percent(paired_baseline(empty))
     changes = []
     if ci_sign(empty) > 0:
         changes.append(f"empties {share} of outputs ({fixed.label}: {base})")
@@ -278,15 +274,17 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     """What fixing one choice alone in the official arithmetic does to the empty share, against
     pdl-official; "restores outputs" only when nothing is resolved worse than pdl(alpha=1): not the
     empty share, not the quality metric, not the shares at the token limit or looping. A fix that
-    ends the empty outputs without that says which of the last two it leaves worse."""
+    brings the empty share down without that says which of the last two it leaves worse; every
+    branch names the degenerate shares (degeneration_clause), as the headline does."""
     rung, official, fixed = rung_of(rungs, FIX, choice), end(rungs, OFFICIAL), end(rungs, FIXED)
     empty, against_fixed = task.row(EMPTY, rung, OFFICIAL), task.row(EMPTY, rung, FIXED)
     head = f"fixing `{choice}` alone (`{rung.label.removeprefix('official + ')}`)"
     if empty is None:
         return f"{head}: not compared yet (points missing)."
-    share, base = percent(mean_of(empty)), percent(paired_baseline_mean(empty))
-    fixed_share = percent(paired_baseline_mean(against_fixed))
+    share, base = percent(mean_of(empty)), percent(paired_baseline(empty))
+    fixed_share = percent(paired_baseline(against_fixed))
     compared_with_fixed = against_fixed is not None and against_fixed.delta is not None
+    degenerate = degeneration_clause(task, rung, fixed)  # outputs that are there, but broken
     if ci_sign(empty) >= 0:
         text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty)
     elif not compared_with_fixed:  # "restores" needs the comparison with the other end too
@@ -296,16 +294,15 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
         quality = task.row(task.quality, rung, FIXED)
         quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
                         if quality is not None and quality.delta is not None else "")
-        degenerate = degeneration_clause(task, rung, fixed)  # then the outputs are back, but broken
         worse = ([f"costs {task.quality}"] if better_sign(quality) < 0 else []) + \
-                ([f"more of them degenerate than under {fixed.label}"] if degenerate else [])
-        verb = f"ends the empty outputs, but {' and '.join(worse)}" if worse else "restores outputs"
-        text = (f"{head} {verb}: {share} empty against {official.label}'s {base} "
-                f"({fixed.label}: {fixed_share}){quality_text}{degenerate}")
+                ([f"more outputs degenerate than under {fixed.label}"] if degenerate else [])
+        verb = (f"brings the empty share down to {fixed.label}'s, but {' and '.join(worse)}" if worse
+                else "restores outputs")
+        text = f"{head} {verb}: {share} empty against {official.label}'s {base} ({fixed.label}: {fixed_share}){quality_text}"
     else:
         text = (f"{head} lowers the empty share to {share} ({official.label}: {base}), still above "
                 f"{fixed.label}'s {fixed_share}")
-    return text + weight_words(task.weights(rung)) + "."
+    return text + degenerate + weight_words(task.weights(rung)) + "."
 
 
 def choice_lines(task: AblationTask, rungs: list[Rung]) -> list[str]:
@@ -535,7 +532,8 @@ def render_ablation(results_dir: Path, plan: ReferencePlan, rungs: list[Rung], t
          "a sentence says \"empties\", \"costs\" or \"restores\" only by the verdict page's rule (the CI excludes 0, "
          "and over several seeds the seed-level CI too, with every seed's delta of the same sign). \"Degenerate "
          "shares\" are the outputs at the token limit (`limit-share`) or looping (`loop-share`), named where that rule "
-         "puts them above pdl(alpha=1)'s: a fix that leaves them \"ends the empty outputs\", it does not restore them. "
+         "puts them above pdl(alpha=1)'s: a fix that leaves them, or costs quality, \"brings the empty share down\", "
+         "it does not \"restore\" outputs. "
          "The weights are "
          "those the loss gave the training targets' token ids before the first update (provenance.loss_weights): "
          "under batch_weight_sum only their ratios matter."), "",

@@ -163,6 +163,7 @@ def build_group_table(group: Group, settings: TableSettings = TableSettings(),
                 r = result[name]
                 paired = {"delta": finite_or_none(r.delta), "ci_low": finite_or_none(r.ci_low), "ci_high": finite_or_none(r.ci_high),
                           "p_value": finite_or_none(r.p_value), "paired_seeds": tuple(seeds[name]),
+                          "paired_baseline": finite_or_none(r.a),
                           **seed_level(r.details)}
             elif name == VALIDATION_CE and baseline is not None and arm != baseline:
                 paired = _ce_delta(group.points_of(arm), group.points_of(baseline))
