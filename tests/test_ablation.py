@@ -109,6 +109,14 @@ def page(tree, tmp_path_factory) -> str:
     return built.out.read_text(encoding="utf-8")
 
 
+def page_of_plan(root: Path) -> str:
+    """The ablation page of the points under `root`, planned by PLAN (written there first)."""
+    (root / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
+    built = ablation.build_ablation(root, read_plan(root, ABLATION_PLAN_FILE), root / "ablation.md", root / "fig",
+                                    settings=SETTINGS)
+    return built.out.read_text(encoding="utf-8")
+
+
 def test_the_committed_plan_is_the_ladder_with_the_verdict_pages_ends():
     """Each of the four official choices flipped alone both ways, between the two ends, which are the
     verdict plan's own pdl-official and pdl(alpha=1) arms (same identity: run once, read twice)."""
@@ -173,10 +181,7 @@ def test_a_fix_is_not_called_restoring_before_the_fixed_end_has_run(tmp_path):
         add_point(tmp_path, "ce", {}, seed, "good", 1.0)
         add_point(tmp_path, "pdl-official", {}, seed, "empty", 1e7)
         add_point(tmp_path, "pdl", FIX_UNSEEN, seed, "good", 1.0)
-    (tmp_path / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
-    built = ablation.build_ablation(tmp_path, read_plan(tmp_path, ABLATION_PLAN_FILE), tmp_path / "ablation.md",
-                                    tmp_path / "fig", settings=SETTINGS)
-    page = built.out.read_text(encoding="utf-8")
+    page = page_of_plan(tmp_path)
     assert "restores outputs" not in page
     assert ("Fixing `unseen_weight` alone (`unseen_weight=neutral`) lowers the empty share to 0% (pdl-official: 100%); "
             "not compared with pdl(alpha=1) yet (points missing)") in page
@@ -265,10 +270,7 @@ def unseen_weight_page(root: Path, *, put_back: str, fix: str) -> str:
         add_point(root, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
         add_point(root, "pdl", BREAK_UNSEEN, seed, put_back, 1e7)
         add_point(root, "pdl", FIX_UNSEEN, seed, fix, 1.0)
-    (root / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
-    built = ablation.build_ablation(root, read_plan(root, ABLATION_PLAN_FILE), root / "a.md", root / "fig",
-                                    settings=SETTINGS)
-    return built.out.read_text(encoding="utf-8")
+    return page_of_plan(root)
 
 
 def test_a_change_for_the_better_is_named_as_one_and_a_partial_fix_is_not_called_a_restore(tmp_path):
@@ -313,10 +315,7 @@ def test_a_sentence_sets_a_rung_beside_its_ends_on_the_seeds_it_ran(tmp_path):
         add_point(tmp_path, "pdl-official", {}, seed, official, 1e7)
         add_point(tmp_path, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
     add_point(tmp_path, "pdl", FIX_UNSEEN, 0, "good", 1.0)
-    (tmp_path / ABLATION_PLAN_FILE).write_text(yaml.safe_dump(PLAN), encoding="utf-8")
-    built = ablation.build_ablation(tmp_path, read_plan(tmp_path, ABLATION_PLAN_FILE), tmp_path / "a.md",
-                                    tmp_path / "fig", settings=SETTINGS)
-    text = built.out.read_text(encoding="utf-8")
+    text = page_of_plan(tmp_path)
     assert "restores outputs: 0% empty against pdl-official's 100% (pdl(alpha=1): 0%)" in text
     assert "| `pdl-official` | official end | 2 | 0.75 ± 0.35 |" in text  # the table keeps each arm's own mean
 
