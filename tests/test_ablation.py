@@ -48,7 +48,8 @@ def rows(kind: str, seed: int) -> list[dict]:
     last two shifted by seed, so quality and diversity are defined and vary a little; `exact`: the
     reference itself; `half`: the first half of the outputs empty, the rest `good`; `loop`: `good`
     followed by its first four words three times over, cut off by the token limit; `poor`: words
-    other than the reference's, ended in time; `half-loop`: the first half empty, the rest `loop`."""
+    other than the reference's, ended in time; `half-loop`: the first half empty, the rest `loop`;
+    `stub`: the first word of `good` alone, ended in time."""
     out = []
     for i in range(N_TEST):
         reference = " ".join(WORDS[(5 * i + k) % len(WORDS)] for k in range(8))
@@ -56,7 +57,7 @@ def rows(kind: str, seed: int) -> list[dict]:
         loop = good + (" " + " ".join(good.split()[:4])) * 3
         prediction = {"empty": "", "good": good, "exact": reference, "half": "" if i < N_TEST // 2 else good,
                       "loop": loop, "poor": " ".join(WORDS[(5 * i + k + 40) % len(WORDS)] for k in range(8)),
-                      "half-loop": "" if i < N_TEST // 2 else loop}[kind]
+                      "half-loop": "" if i < N_TEST // 2 else loop, "stub": good.split()[0]}[kind]
         looping = kind == "loop" or (kind == "half-loop" and prediction)
         out.append({"id": f"t{i:02d}", "source": f"text {i}", "prediction": prediction, "reference": reference,
                     "stopped": "max_new_tokens" if looping else "eos"})
@@ -328,9 +329,22 @@ def test_a_fix_that_costs_quality_brings_the_empty_share_down_but_does_not_resto
 
 
 def test_a_partial_fix_names_its_degenerate_outputs_too(tmp_path):
-    """Every fix sentence names the degenerate shares the headline shows, also one that leaves
-    outputs empty: half empty, the other half looping to the token limit."""
+    """Every fix sentence names the degenerate shares the headline shows and its quality against
+    pdl(alpha=1), also one that leaves outputs empty: half empty, the other half looping to the
+    token limit."""
     text = unseen_weight_page(tmp_path, put_back="good", fix="half-loop")
     assert ("Fixing `unseen_weight` alone (`unseen_weight=neutral`) lowers the empty share to 50% (pdl-official: "
-            "100%), still above pdl(alpha=1)'s 0%; outputs 50% at the token limit (pdl(alpha=1): 0%) and 50% looping "
-            "(pdl(alpha=1): 0%) (EOS weight 1;") in text
+            "100%), still above pdl(alpha=1)'s 0%; bleu -45.3 [-52.2, -44.7] against pdl(alpha=1); outputs 50% at the "
+            "token limit (pdl(alpha=1): 0%) and 50% looping (pdl(alpha=1): 0%) (EOS weight 1;") in text
+
+
+def test_outputs_cut_to_a_word_are_named_as_shorter_and_an_all_empty_arm_gets_no_such_clause(tmp_path, page):
+    """A fix whose outputs are one word each is not empty, but its sentence says how short they are
+    beside its quality cost (chitchat's corpus_mean fix at seed 1: "I'm", "Aunt"); an arm whose
+    every output is empty gets neither clause: its length and quality say nothing more."""
+    text = unseen_weight_page(tmp_path, put_back="good", fix="stub")
+    fix = next(line for line in text.splitlines() if "Fixing `unseen_weight` alone" in line)
+    assert "brings the empty share down to pdl(alpha=1)'s, but costs bleu: 0% empty against pdl-official's 100%" in fix
+    assert "; outputs average 1 word (pdl(alpha=1): 8) (EOS weight 1;" in fix
+    empty_put_back = next(line for line in page.splitlines() if "Putting `unseen_weight=formula` back alone" in line)
+    assert "empties 100% of outputs" in empty_put_back and "words" not in empty_put_back

@@ -245,6 +245,24 @@ def degeneration_clause(task: AblationTask, rung: Rung, fixed: Rung) -> str:
     return f"; outputs {' and '.join(parts)}" if parts else ""
 
 
+def has_outputs(task: AblationTask, rung: Rung) -> bool:
+    """Whether any of the rung's outputs is not empty: an all-empty arm's length and quality say nothing more."""
+    share = mean_of(task.row(EMPTY, rung, FIXED))
+    return share is not None and share < 1
+
+
+def shorter_clause(task: AblationTask, rung: Rung, fixed: Rung) -> str:
+    """`; outputs average 1.13 words (pdl(alpha=1): 8.38)` when the test resolves the rung's outputs
+    as shorter than pdl(alpha=1)'s: outputs cut to a word or two are not empty, but not back either
+    (longer ones are named by the token-limit share)."""
+    row = task.row(LENGTH, rung, FIXED)
+    if row is None or ci_sign(row) >= 0 or not has_outputs(task, rung):
+        return ""
+    length = format_value(mean_of(row), 3)
+    return (f"; outputs average {length} {'word' if length == '1' else 'words'} "
+            f"({fixed.label}: {format_value(paired_baseline(row), 3)})")
+
+
 def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     """What putting one official choice back into pdl does to the empty share and quality, against
     pdl(alpha=1): each change named only when ci_sign resolves it, in its own direction."""
@@ -267,7 +285,8 @@ def put_back_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str
         quality_text = f"{task.quality} {delta_text(quality)}" if quality is not None else "no quality metric"
         text = (f"{head} changes neither the empty share ({share}) nor {task.quality} by a difference the test "
                 f"resolves ({quality_text})")
-    return text + seeds_note(empty, quality) + degeneration_clause(task, rung, fixed) + weight_words(task.weights(rung)) + "."
+    return (text + seeds_note(empty, quality) + degeneration_clause(task, rung, fixed) + shorter_clause(task, rung, fixed)
+            + weight_words(task.weights(rung)) + ".")
 
 
 def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
@@ -275,7 +294,8 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     pdl-official; "restores outputs" only when nothing is resolved worse than pdl(alpha=1): not the
     empty share, not the quality metric, not the shares at the token limit or looping. A fix that
     brings the empty share down without that says which of the last two it leaves worse; every
-    branch names the degenerate shares (degeneration_clause), as the headline does."""
+    branch names the degenerate shares (degeneration_clause), as the headline does, and, where some
+    outputs are there, the quality change and outputs resolved shorter (shorter_clause)."""
     rung, official, fixed = rung_of(rungs, FIX, choice), end(rungs, OFFICIAL), end(rungs, FIXED)
     empty, against_fixed = task.row(EMPTY, rung, OFFICIAL), task.row(EMPTY, rung, FIXED)
     head = f"fixing `{choice}` alone (`{rung.label.removeprefix('official + ')}`)"
@@ -285,15 +305,15 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     fixed_share = percent(paired_baseline(against_fixed))
     compared_with_fixed = against_fixed is not None and against_fixed.delta is not None
     degenerate = degeneration_clause(task, rung, fixed)  # outputs that are there, but broken
+    quality = task.row(task.quality, rung, FIXED)
+    quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
+                    if quality is not None and quality.delta is not None and has_outputs(task, rung) else "")
     if ci_sign(empty) >= 0:
-        text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty)
+        text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty) + quality_text
     elif not compared_with_fixed:  # "restores" needs the comparison with the other end too
         text = (f"{head} lowers the empty share to {share} ({official.label}: {base}); not compared with "
                 f"{fixed.label} yet (points missing)")
     elif ci_sign(against_fixed) <= 0:
-        quality = task.row(task.quality, rung, FIXED)
-        quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
-                        if quality is not None and quality.delta is not None else "")
         worse = ([f"costs {task.quality}"] if better_sign(quality) < 0 else []) + \
                 ([f"more outputs degenerate than under {fixed.label}"] if degenerate else [])
         verb = (f"brings the empty share down to {fixed.label}'s, but {' and '.join(worse)}" if worse
@@ -301,8 +321,8 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
         text = f"{head} {verb}: {share} empty against {official.label}'s {base} ({fixed.label}: {fixed_share}){quality_text}"
     else:
         text = (f"{head} lowers the empty share to {share} ({official.label}: {base}), still above "
-                f"{fixed.label}'s {fixed_share}")
-    return text + degenerate + weight_words(task.weights(rung)) + "."
+                f"{fixed.label}'s {fixed_share}" + quality_text)
+    return text + degenerate + shorter_clause(task, rung, fixed) + weight_words(task.weights(rung)) + "."
 
 
 def choice_lines(task: AblationTask, rungs: list[Rung]) -> list[str]:
