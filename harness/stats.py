@@ -13,6 +13,9 @@ Conventions (also in docs/metrics.md):
   and repeated examples add tokens but no new n-gram types, so resampled distinct-n and vocabulary
   sizes sit well below the estimate. Means of example-level metrics need no shift.
   A metric's interval is then clipped to the metric's range; an interval of a difference is not.
+  A bound or a delta within floating-point rounding of 0 (ROUNDING) is 0: a difference of two
+  seed-averaged means whose seeds cancel can come out as +-1e-17, which would otherwise print as a
+  number and, as a bound, read as excluding 0.
 - p-value: two-sided paired bootstrap test. The replicates of delta = B - A, centred at their mean,
   stand in for the null distribution: p = (1 + #{|delta* - mean(delta*)| >= |delta|}) / (1 + n_boot).
   Identical arms give p = 1; the smallest reachable p is 1 / (1 + n_boot).
@@ -39,6 +42,9 @@ from harness.errors import HarnessError
 
 CI_LEVEL = 0.95
 MIN_FINITE_SHARE = 0.95  # below this share of finite replicates, no interval or p-value (module doc)
+# Relative size under which a difference is floating-point noise: a seed-averaged delta whose seeds
+# cancel exactly can come out as 1.7e-18, which must neither print as a bound nor exclude 0.
+ROUNDING = 1e-12
 Statistic = Callable[[np.ndarray], np.ndarray]  # weights [k, n] -> values [k]
 K = TypeVar("K")
 
@@ -95,7 +101,13 @@ def interval(reps: np.ndarray, point: float, *, bias_shift: bool = False,
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(reps, [tail, 100.0 - tail])
     low, high = np.clip([float(low + shift), float(high + shift)], *bounds)
-    return float(low), float(high)
+    scale = max(1.0, float(np.abs(reps).max()))
+    return without_rounding_noise(float(low), scale), without_rounding_noise(float(high), scale)
+
+
+def without_rounding_noise(value: float, scale: float) -> float:
+    """0.0 for a value within floating-point rounding (ROUNDING, relative to `scale`) of 0, else the value."""
+    return 0.0 if abs(value) <= ROUNDING * scale else value
 
 
 def hierarchical_replicates(per_seed: np.ndarray, seed: int) -> np.ndarray:
@@ -132,7 +144,7 @@ def paired_p_value(delta: float, delta_reps: np.ndarray) -> float:
         return math.nan
     centred = np.abs(delta_reps - delta_reps.mean())
     # A tolerance keeps floating-point noise from separating replicates that equal |delta| exactly.
-    extreme = int(np.count_nonzero(centred >= abs(delta) - 1e-12 * max(1.0, abs(delta))))
+    extreme = int(np.count_nonzero(centred >= abs(delta) - ROUNDING * max(1.0, abs(delta))))
     return (1 + extreme) / (1 + delta_reps.size)
 
 
@@ -142,7 +154,7 @@ def summarize_paired(a: float, b: float, delta_reps: np.ndarray, *, bias_shift: 
     Returns the keys delta, ci_low, ci_high, p_value (the fields of harness.metrics.PairedResult).
     A delta has no fixed range, so its interval is never clipped.
     """
-    delta = b - a
+    delta = without_rounding_noise(b - a, max(1.0, abs(a), abs(b)))
     low, high = interval(delta_reps, delta, bias_shift=bias_shift)
     return {"delta": delta, "ci_low": low, "ci_high": high, "p_value": paired_p_value(delta, delta_reps)}
 

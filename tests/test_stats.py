@@ -4,6 +4,8 @@ score(), compare() and the report tables all go through stats.replicates, stats.
 stats.summarize_paired; these tests drive those functions on synthetic data with a known truth.
 """
 
+import math
+
 import numpy as np
 import pytest
 
@@ -234,3 +236,18 @@ def test_likelihood_rows_over_several_seeds_record_each_seeds_delta_and_the_hier
     low, high = test_ce.details["hierarchical_ci"]
     assert low < 0 < high and low <= test_ce.delta <= high
     assert high - low > 2 * (test_ce.ci_high - test_ce.ci_low)
+
+
+def test_a_bound_that_is_rounding_noise_around_zero_is_zero_and_does_not_exclude_it():
+    """Seed-averaged deltas whose seeds cancel come out as 1.7e-18, not 0: such a lower bound would
+    print as '+1.73e-18' and read as a CI above 0. A small real bound is kept."""
+    noise = np.array([1.7e-18] * 100 + [0.05] * 900)
+    low, high = stats.interval(noise, 0.04)
+    assert (low, high) == (0.0, 0.05) and math.copysign(1.0, low) == 1.0
+    real = np.array([1e-6] * 100 + [0.05] * 900)
+    assert stats.interval(real, 0.04)[0] == pytest.approx(1e-6)
+    assert stats.interval(-noise, -0.04) == (-0.05, 0.0)
+    # a delta of two seed means whose seeds cancel (0, -0.01, 0, +0.01, 0 over five seeds) is 0, not -1.4e-17
+    a = float(np.mean([0.1, 0.1 + 0.01, 0.1, 0.1 - 0.01, 0.1]))
+    b = float(np.mean([0.1] * 5))
+    assert b - a != 0 and stats.summarize_paired(a, b, np.zeros(10), bias_shift=False)["delta"] == 0.0
