@@ -348,3 +348,16 @@ def test_outputs_cut_to_a_word_are_named_as_shorter_and_an_all_empty_arm_gets_no
     assert "; outputs average 1 word (pdl(alpha=1): 8) (EOS weight 1;" in fix
     empty_put_back = next(line for line in page.splitlines() if "Putting `unseen_weight=formula` back alone" in line)
     assert "empties 100% of outputs" in empty_put_back and "words" not in empty_put_back
+
+
+def test_a_fix_sentence_says_why_a_quality_delta_it_prints_is_not_a_cost(tmp_path):
+    """A quality drop the test examples resolve at one seed only is printed with the reason it is
+    not called a cost, as the put-back sentence does (seed_disagreement)."""
+    for seed, fix in ((0, "poor"), (1, "good")):
+        add_point(tmp_path, "ce", {}, seed, "good", 1.0)
+        add_point(tmp_path, "pdl-official", {}, seed, "empty", 1e7)
+        add_point(tmp_path, "pdl", {"alpha": 1.0}, seed, "good", 1.0)
+        add_point(tmp_path, "pdl", FIX_UNSEEN, seed, fix, 1.0)
+    fix = next(line for line in page_of_plan(tmp_path).splitlines() if "Fixing `unseen_weight` alone" in line)
+    assert "restores outputs: 0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in fix
+    assert "against pdl(alpha=1); not every seed agrees: seed 1 +0 (EOS weight 1;" in fix

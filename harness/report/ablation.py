@@ -306,7 +306,7 @@ def fix_sentence(task: AblationTask, rungs: list[Rung], choice: str) -> str:
     compared_with_fixed = against_fixed is not None and against_fixed.delta is not None
     degenerate = degeneration_clause(task, rung, fixed)  # outputs that are there, but broken
     quality = task.row(task.quality, rung, FIXED)
-    quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}"
+    quality_text = (f"; {task.quality} {delta_text(quality)} against {fixed.label}" + seeds_note(quality)
                     if quality is not None and quality.delta is not None and has_outputs(task, rung) else "")
     if ci_sign(empty) >= 0:
         text = f"{head} leaves {share} of outputs empty ({official.label}: {base})" + seeds_note(empty) + quality_text
