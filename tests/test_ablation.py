@@ -361,3 +361,19 @@ def test_a_fix_sentence_says_why_a_quality_delta_it_prints_is_not_a_cost(tmp_pat
     fix = next(line for line in page_of_plan(tmp_path).splitlines() if "Fixing `unseen_weight` alone" in line)
     assert "restores outputs: 0% empty against pdl-official's 100% (pdl(alpha=1): 0%); bleu -" in fix
     assert "against pdl(alpha=1); not every seed agrees: seed 1 +0 (EOS weight 1;" in fix
+
+
+def test_arms_drawn_at_one_place_share_one_legible_label(tree):
+    """ce, the unseen-weight fix and pdl(alpha=1) write the same outputs at both seeds, so they sit at
+    one place on the plane: one label names all three, one a line, instead of three labels printed
+    over each other; the all-empty arms, whose diversity is undefined, are named under the panel."""
+    plan = read_plan(tree, ABLATION_PLAN_FILE)
+    rungs = ablation.ladder(plan)
+    arms, labels = [r.arm for r in rungs], {r.arm: r.label for r in rungs}
+    results = ablation.task_results(ablation.read_tree(tree), "style", plan, arms, labels,
+                                    plan_file=ABLATION_PLAN_FILE)
+    task = ablation.judge_ablation_task(results, rungs, SETTINGS, None)
+    (axis,) = ablation.plane_figure([task], rungs).axes
+    texts = sorted(text.get_text() for text in axis.texts)
+    assert texts == sorted(["ce\nofficial + unseen_weight=neutral\npdl(alpha=1)",
+                            "not placed (diversity undefined):\npdl-official\npdl + unseen_weight=formula"])

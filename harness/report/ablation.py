@@ -433,7 +433,9 @@ def _metrics(task: AblationTask) -> list[str]:
 
 def plane_figure(tasks: list[AblationTask], rungs: list[Rung]):
     """Per task, each arm on the quality-diversity plane (mean ± std over seeds), the two ends
-    marked; an arm whose diversity is undefined (too few n-grams) is named under the panel."""
+    marked; arms drawn at the same place (the same model in effect) share one label, one name a
+    line, so the names stay legible; an arm whose diversity is undefined (too few n-grams) is named
+    under the panel."""
     from matplotlib.figure import Figure
 
     drawn = [t for t in tasks if t.against.get(FIXED) is not None and t.quality and t.diversity]
@@ -444,7 +446,7 @@ def plane_figure(tasks: list[AblationTask], rungs: list[Rung]):
     style = {OFFICIAL: ("*", "tab:red", 14), FIXED: ("s", "tab:blue", 9), BASELINE: ("o", "black", 8),
              FIX: ("^", "tab:orange", 8), BREAK: ("v", "tab:green", 8)}
     for ax, task in zip(axes, drawn):
-        undefined = []
+        undefined, names_at = [], {}
         for rung in rungs:
             x, y = task.row(task.diversity, rung, FIXED), task.row(task.quality, rung, FIXED)
             if y is None:  # no complete point yet
@@ -455,7 +457,11 @@ def plane_figure(tasks: list[AblationTask], rungs: list[Rung]):
             marker, color, size = style[rung.role]
             ax.errorbar([x.arm.mean], [y.arm.mean], xerr=[x.arm.std or 0.0], yerr=[y.arm.std or 0.0], marker=marker,
                         color=color, markersize=size, capsize=3, linestyle="none")
-            ax.annotate(rung.label, (x.arm.mean, y.arm.mean), fontsize=6, xytext=(4, 3), textcoords="offset points")
+            names_at.setdefault((x.arm.mean, y.arm.mean), []).append(rung.label)
+        for place, names in names_at.items():
+            ax.annotate("\n".join(names), place, fontsize=6, xytext=(4, 3), textcoords="offset points",
+                        bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0},
+                        zorder=1.5)  # under the markers, which must stay visible
         ax.set_title(task.results.task, fontsize=10)
         ax.set_xlabel(f"{task.diversity} (higher = more diverse)")
         ax.set_ylabel(task.quality)
