@@ -369,11 +369,7 @@ def test_arms_drawn_at_one_place_share_one_legible_label(tree):
     over each other; the all-empty arms, whose diversity is undefined, are named under the panel."""
     plan = read_plan(tree, ABLATION_PLAN_FILE)
     rungs = ablation.ladder(plan)
-    arms, labels = [r.arm for r in rungs], {r.arm: r.label for r in rungs}
-    results = ablation.task_results(ablation.read_tree(tree), "style", plan, arms, labels,
-                                    plan_file=ABLATION_PLAN_FILE)
-    task = ablation.judge_ablation_task(results, rungs, SETTINGS, None)
-    (axis,) = ablation.plane_figure([task], rungs).axes
+    (axis,) = ablation.plane_figure(ablation.ablation_tasks(tree, plan, rungs, SETTINGS), rungs).axes
     texts = sorted(text.get_text() for text in axis.texts)
     assert texts == sorted(["ce\nofficial + unseen_weight=neutral\npdl(alpha=1)",
                             "not placed (diversity undefined):\npdl-official\npdl + unseen_weight=formula"])

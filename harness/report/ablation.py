@@ -579,6 +579,16 @@ class AblationPage:
     complete: int
 
 
+def ablation_tasks(results_dir: Path, plan: ReferencePlan, rungs: list[Rung], settings: TableSettings,
+                   tokenizer_loader: TokenizerLoader | None = None) -> list[AblationTask]:
+    """Each planned task's rungs read from the tree and judged: what the page and its figure show."""
+    arms = [r.arm for r in rungs]
+    labels = {r.arm: r.label for r in rungs}
+    collection = read_tree(results_dir)
+    return [judge_ablation_task(task_results(collection, task, plan, arms, labels, plan_file=ABLATION_PLAN_FILE),
+                                rungs, settings, tokenizer_loader) for task in plan.tasks]
+
+
 def build_ablation(results_dir: Path, plan: ReferencePlan, out: Path, figures_dir: Path, *,
                    settings: TableSettings = PAGE_SETTINGS,
                    tokenizer_loader: TokenizerLoader | None = None) -> AblationPage:
@@ -586,11 +596,7 @@ def build_ablation(results_dir: Path, plan: ReferencePlan, out: Path, figures_di
     from harness.report import plots
 
     rungs = ladder(plan)
-    arms = [r.arm for r in rungs]
-    labels = {r.arm: r.label for r in rungs}
-    collection = read_tree(results_dir)
-    tasks = [judge_ablation_task(task_results(collection, task, plan, arms, labels, plan_file=ABLATION_PLAN_FILE),
-                                 rungs, settings, tokenizer_loader) for task in plan.tasks]
+    tasks = ablation_tasks(results_dir, plan, rungs, settings, tokenizer_loader)
     fig, stem = plane_figure(tasks, rungs), Path(figures_dir) / FIGURE
     figures, link = [], None
     if fig is not None:
